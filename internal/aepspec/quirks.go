@@ -1,0 +1,82 @@
+package aepspec
+
+import (
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// fixKnownQuirks corrects the places where Adobe's published specs disagree
+// with Adobe's own documentation and examples (see aep-api.md §7). Each fix is
+// as narrow as the quirk: one schema or one parameter, never a whole check.
+func fixKnownQuirks(doc *openapi3.T) {
+	if doc.Components == nil {
+		return
+	}
+	schemas := doc.Components.Schemas
+
+	// PatchInstruction.op is printed as ADD/REPLACE/REMOVE, but every Adobe
+	// example (and RFC 6902) uses lowercase; accept both spellings.
+	// Its `value` is typed object although examples replace /name and
+	// /description with strings; any JSON value is valid JSON Patch.
+	if pi := schemaRef(schemas, "PatchInstruction"); pi != nil {
+		if op := pi.Properties["op"]; op != nil && op.Value != nil {
+			op.Value.Enum = withLowercase(op.Value.Enum)
+		}
+		if val := pi.Properties["value"]; val != nil {
+			pi.Properties["value"] = openapi3.NewSchemaRef("", &openapi3.Schema{})
+		}
+	}
+
+	// transformations[].params.mappingVersion is typed string ("0") while
+	// every Adobe example sends a number (0, 2); accept either.
+	if ts := schemaRef(schemas, "TransformationSpecDTO"); ts != nil {
+		if mv := ts.Properties["mappingVersion"]; mv != nil {
+			ts.Properties["mappingVersion"] = openapi3.NewSchemaRef("", &openapi3.Schema{
+				OneOf: openapi3.SchemaRefs{
+					openapi3.NewSchemaRef("", openapi3.NewStringSchema()),
+					openapi3.NewSchemaRef("", openapi3.NewIntegerSchema()),
+				},
+			})
+		}
+	}
+
+	// POST /flows/{id}/action: `op` is printed uppercase while Adobe's
+	// examples send op=enable; `subOp` is marked required, yet no example
+	// sends it for enable/disable.
+	if doc.Paths != nil {
+		if item := doc.Paths.Value("/flows/{FLOW_ID}/action"); item != nil && item.Post != nil {
+			for _, p := range item.Post.Parameters {
+				if p.Value == nil || p.Value.In != openapi3.ParameterInQuery {
+					continue
+				}
+				switch p.Value.Name {
+				case "op":
+					if p.Value.Schema != nil && p.Value.Schema.Value != nil {
+						p.Value.Schema.Value.Enum = withLowercase(p.Value.Schema.Value.Enum)
+					}
+				case "subOp":
+					p.Value.Required = false
+				}
+			}
+		}
+	}
+}
+
+func schemaRef(schemas openapi3.Schemas, name string) *openapi3.Schema {
+	ref := schemas[name]
+	if ref == nil {
+		return nil
+	}
+	return ref.Value
+}
+
+func withLowercase(enum []any) []any {
+	out := append([]any(nil), enum...)
+	for _, e := range enum {
+		if s, ok := e.(string); ok && strings.ToLower(s) != s {
+			out = append(out, strings.ToLower(s))
+		}
+	}
+	return out
+}

@@ -43,7 +43,6 @@ build_etcd() {
     go mod init envtest-etcd >/dev/null 2>&1
     go mod edit -require="go.etcd.io/etcd/server/v3@v${ETCD_VERSION}"
     GOFLAGS=-mod=mod go mod download go.etcd.io/etcd/server/v3
-    printf 'package main\nimport _ "go.etcd.io/etcd/server/v3"\n' >/dev/null
     GOFLAGS=-mod=mod go get "go.etcd.io/etcd/server/v3@v${ETCD_VERSION}" >&2
     CGO_ENABLED=0 GOFLAGS=-mod=mod go build -trimpath -o "${WORK}/bin/etcd" go.etcd.io/etcd/server/v3
   )
@@ -68,7 +67,6 @@ build_apiserver() {
       go mod edit -replace="${m}=${m}@v0.${minor}"
     done
     GOFLAGS=-mod=mod go mod tidy -e >/dev/null 2>&1 || true
-    printf 'package main\nimport _ "k8s.io/kubernetes/cmd/kube-apiserver"\n' >tools.go.txt
     local major="${K8S_VERSION%%.*}"
     local minorv="${minor%%.*}"
     GOFLAGS=-mod=mod go get "k8s.io/kubernetes/cmd/kube-apiserver@v${K8S_VERSION}" >&2
@@ -78,19 +76,18 @@ build_apiserver() {
   )
 }
 
+# Each binary is moved into place as soon as it is whole, so an interrupted
+# kube-apiserver build keeps the finished etcd.
 mkdir -p "${WORK}/bin"
 if [[ ! -x "${DEST}/etcd" ]]; then
   log "building etcd v${ETCD_VERSION} from the Go module proxy (about a minute)"
   build_etcd
+  mv -f "${WORK}/bin/etcd" "${DEST}/etcd"
 fi
 if [[ ! -x "${DEST}/kube-apiserver" ]]; then
   log "building kube-apiserver v${K8S_VERSION} from the Go module proxy (about 10 minutes the first time)"
   build_apiserver
+  mv -f "${WORK}/bin/kube-apiserver" "${DEST}/kube-apiserver"
 fi
-for b in etcd kube-apiserver; do
-  if [[ -x "${WORK}/bin/${b}" ]]; then
-    mv -f "${WORK}/bin/${b}" "${DEST}/${b}"
-  fi
-done
 log "envtest binaries ready in ${DEST}"
 echo "${DEST}"

@@ -1,0 +1,274 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DefaultConnectionSpecID is the connection spec Adobe prints for the
+// Capillary Streaming Events source.
+const DefaultConnectionSpecID = "6360f136-5980-4111-8bdf-15d29eab3b5a"
+
+// DeletionPolicy says what happens to the Adobe objects when the
+// CapillarySource is deleted.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete removes the dataflow and the connections from Adobe.
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan leaves the Adobe objects in place.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)
+
+// CapillarySourceSpec declares a Capillary Streaming Events source in Adobe
+// Experience Platform: the credentials to act with, where the events land, how
+// they are mapped, and whether the dataflow runs.
+// +kubebuilder:validation:XValidation:rule="!has(oldSelf.connectionSpecId) || (has(self.connectionSpecId) && self.connectionSpecId == oldSelf.connectionSpecId)",message="connectionSpecId is immutable: create a new CapillarySource to use another connection spec"
+type CapillarySourceSpec struct {
+	// credentialsSecretRef names the Secret, in the namespace of this
+	// CapillarySource, that holds the Adobe OAuth server-to-server credential
+	// (client ID and client secret) from the Adobe Developer Console.
+	// +required
+	CredentialsSecretRef CredentialsSecretReference `json:"credentialsSecretRef"`
+
+	// orgId is the Adobe organisation ID, for example
+	// 0A7D42FC5DB9D3360A495FD3@AdobeOrg. It cannot be changed: the Adobe objects
+	// live in that organisation.
+	// +required
+	// +kubebuilder:validation:MinLength=10
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9]+@AdobeOrg$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="orgId is immutable: create a new CapillarySource for another organisation"
+	OrgID string `json:"orgId"`
+
+	// sandboxName is the Experience Platform sandbox, the all-lowercase name
+	// (not its title). It cannot be changed: the Adobe objects live in that
+	// sandbox.
+	// +optional
+	// +kubebuilder:default=prod
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="sandboxName is immutable: create a new CapillarySource for another sandbox"
+	SandboxName string `json:"sandboxName,omitempty"`
+
+	// connectionSpecId is the Flow Service connection spec of the Capillary
+	// Streaming Events source. The operator checks it with
+	// GET /connectionSpecs/{id} and uses the flow spec whose
+	// sourceConnectionSpecIds holds it. It cannot be changed.
+	// +optional
+	// +kubebuilder:default="6360f136-5980-4111-8bdf-15d29eab3b5a"
+	// +kubebuilder:validation:Pattern=`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`
+	ConnectionSpecID string `json:"connectionSpecId,omitempty"`
+
+	// target is the dataset the dataflow writes to, and its XDM schema. It
+	// cannot be changed: Adobe advises a new source connection, target
+	// connection and dataflow rather than editing connections in place, so
+	// create a new CapillarySource (and delete this one) to move the data.
+	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="target is immutable: create a new CapillarySource to write to another dataset"
+	Target Target `json:"target"`
+
+	// mappings map attributes of Capillary's events onto XDM paths of the
+	// target schema, as a Data Prep mapping set. Empty means no mapping set:
+	// the events must already be XDM. Changes update the mapping set and the
+	// dataflow in place.
+	// +optional
+	// +listType=map
+	// +listMapKey=destinationXdmPath
+	// +kubebuilder:validation:MaxItems=500
+	Mappings []Mapping `json:"mappings,omitempty"`
+
+	// suspend disables the dataflow in Adobe while true; events sent to the
+	// inlet are not ingested. Setting it back to false enables the dataflow.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+
+	// deletionPolicy says what happens to the Adobe objects when this resource
+	// is deleted: Delete removes the dataflow and both connections (mapping sets
+	// have no delete API and stay); Orphan leaves everything in Adobe.
+	// +optional
+	// +kubebuilder:default=Delete
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// CredentialsSecretReference names a Secret in the same namespace and the keys
+// in it that hold the Adobe credential.
+// +kubebuilder:validation:XValidation:rule="self.clientIdKey != self.clientSecretKey",message="clientIdKey and clientSecretKey must name different keys"
+type CredentialsSecretReference struct {
+	// name of the Secret, in the namespace of the CapillarySource.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// clientIdKey is the key of the OAuth client ID (the API key) in the Secret.
+	// +optional
+	// +kubebuilder:default=clientId
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	ClientIDKey string `json:"clientIdKey,omitempty"`
+
+	// clientSecretKey is the key of the OAuth client secret in the Secret.
+	// +optional
+	// +kubebuilder:default=clientSecret
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	ClientSecretKey string `json:"clientSecretKey,omitempty"`
+}
+
+// Target is the Experience Platform dataset that receives the events.
+type Target struct {
+	// datasetId is the ID of the dataset the dataflow writes to, as Catalog
+	// Service shows it (for example 6889f4f89b982b2b90bc1207). The dataset
+	// must exist and use the schema below.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+$`
+	DatasetID string `json:"datasetId"`
+
+	// schemaId is the XDM schema $id of that dataset, for example
+	// https://ns.adobe.com/{TENANT_ID}/schemas/52b59140414aa6a370ef5e21155fd7a686744b8739ecc168.
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	// +kubebuilder:validation:Pattern=`^https://ns\.adobe\.com/\S+$`
+	SchemaID string `json:"schemaId"`
+
+	// schemaVersion is the content type of the schema version.
+	// +optional
+	// +kubebuilder:default="application/vnd.adobe.xed-full+json;version=1"
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:Pattern=`^application/vnd\.adobe\.xed(-full)?\+json(;version=[0-9.]+)?$`
+	SchemaVersion string `json:"schemaVersion,omitempty"`
+}
+
+// Mapping maps one attribute of Capillary's events onto one XDM path.
+type Mapping struct {
+	// sourceAttribute is the attribute of the incoming event, for example
+	// loyalty.points.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	SourceAttribute string `json:"sourceAttribute"`
+
+	// destinationXdmPath is the XDM path it lands on, for example
+	// loyalty.points or identityMap.email[0].id. Each path appears once.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	DestinationXdmPath string `json:"destinationXdmPath"`
+
+	// identity marks the destination as an identity field.
+	// +optional
+	Identity bool `json:"identity,omitempty"`
+}
+
+// CapillarySourceStatus reports what the operator did and what it saw in Adobe.
+type CapillarySourceStatus struct {
+	// observedGeneration is the generation last handled in full (to Ready or to
+	// a terminal failure). It is -1 until the controller first handles the
+	// resource, so tools read a new resource as in progress.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// conditions: Ready summarises; Reconciling and Stalled follow kstatus;
+	// CredentialsReady, SourceConnectionReady, TargetConnectionReady,
+	// MappingReady and DataflowReady say where the chain stands.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	// +patchStrategy=merge
+	// +patchMergeKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+
+	// sourceConnectionId is the Flow Service source connection this resource owns.
+	// +optional
+	SourceConnectionID string `json:"sourceConnectionId,omitempty"`
+
+	// targetConnectionId is the Flow Service target connection this resource owns.
+	// +optional
+	TargetConnectionID string `json:"targetConnectionId,omitempty"`
+
+	// mappingSetId is the Data Prep mapping set the dataflow uses, if any.
+	// +optional
+	MappingSetID string `json:"mappingSetId,omitempty"`
+
+	// mappingSetVersion is the version of that mapping set the dataflow uses.
+	// +optional
+	MappingSetVersion int64 `json:"mappingSetVersion,omitempty"`
+
+	// dataflowId is the Flow Service dataflow this resource owns.
+	// +optional
+	DataflowID string `json:"dataflowId,omitempty"`
+
+	// flowSpecId is the flow spec the dataflow was created with.
+	// +optional
+	FlowSpecID string `json:"flowSpecId,omitempty"`
+
+	// inletUrl is the streaming endpoint Capillary sends events to.
+	// +optional
+	InletURL string `json:"inletUrl,omitempty"`
+
+	// dataflowState is the dataflow's state as Adobe reports it: enabled or disabled.
+	// +optional
+	DataflowState string `json:"dataflowState,omitempty"`
+
+	// lastHandledReconcileAt is the last value of the
+	// sources.aepoperator.dev/reconcile-requested-at annotation that was handled.
+	// +optional
+	LastHandledReconcileAt string `json:"lastHandledReconcileAt,omitempty"`
+
+	// failures counts the transient failures in a row; it sets the retry backoff
+	// and survives a restart of the operator. A spec change resets it.
+	// +optional
+	Failures int32 `json:"failures,omitempty"`
+
+	// lastFailureTime is when the last failure counted in failures happened.
+	// +optional
+	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
+
+	// lastSyncTime is when the Adobe objects were last checked and found as declared.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+}
+
+// CapillarySource connects Capillary's loyalty and transaction events to Adobe
+// Experience Platform: a streaming source connection, a data lake target
+// connection, an optional Data Prep mapping set and a dataflow, kept as declared.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=capsrc,categories=aep
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
+// +kubebuilder:printcolumn:name="Dataflow",type=string,JSONPath=`.status.dataflowId`
+// +kubebuilder:printcolumn:name="Inlet",type=string,JSONPath=`.status.inletUrl`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type CapillarySource struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec declares the source.
+	// +required
+	Spec CapillarySourceSpec `json:"spec"`
+
+	// status reports what the operator did.
+	// +optional
+	// +kubebuilder:default={"observedGeneration":-1}
+	Status CapillarySourceStatus `json:"status,omitempty"`
+}
+
+// CapillarySourceList is a list of CapillarySources.
+// +kubebuilder:object:root=true
+type CapillarySourceList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []CapillarySource `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&CapillarySource{}, &CapillarySourceList{})
+}

@@ -168,6 +168,12 @@ func (e *Emulator) dispatch(w http.ResponseWriter, r *http.Request, rt route, rc
 		if !e.gateway(w, r, rc) {
 			return
 		}
+		// Flow Service answers a PATCH without If-Match with its own code;
+		// the spec only knows the header is required.
+		if r.Method == http.MethodPatch && r.Header.Get("If-Match") == "" {
+			errIfMatchMissing().write(w, rc)
+			return
+		}
 		if e.validator != nil {
 			if err := e.validator.ValidateRequest(r); err != nil {
 				w.Header().Set(HeaderEmulatorReason, ReasonSpecViolation)

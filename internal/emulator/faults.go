@@ -195,13 +195,13 @@ func (fi *faultInjector) decide(op string) faultDecision {
 // faultsJSON is the JSON form of Faults: durations as Go duration strings
 // ("250ms", "1s").
 type faultsJSON struct {
-	Seed             uint64  
-	Latency          string  
-	Jitter           string  
-	Rate503          float64 
-	RetryAfter       string  
-	Rate429          float64 
-	RateLostResponse float64 
+	Seed             uint64
+	Latency          string
+	Jitter           string
+	Rate503          float64
+	RetryAfter       string
+	Rate429          float64
+	RateLostResponse float64
 	LostMode         LostMode
 	Operations       []string
 }

@@ -526,7 +526,7 @@ func (e *Emulator) flowAction(w http.ResponseWriter, r *http.Request, rc *reqCtx
 		errBadRequest("The query param : op cannot be empty. Please provide valid op and try again.").write(w, rc)
 		return
 	default:
-		errBadRequest("The provided operation : " + op + " is unsupported. Please check the operation provided and try again.").write(w, rc)
+		errBadRequest("The provided operation : "+op+" is unsupported. Please check the operation provided and try again.").write(w, rc)
 		return
 	}
 	e.mu.Lock()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -283,4 +284,11 @@ func (v *env) createAll(name string) created {
 	c.mapping, _ = res.json()["id"].(string)
 	c.flow, c.flowETag = v.mustCreate(fsPath("/flows"), flowBody(name, c.source, c.target, c.mapping))
 	return c
+}
+
+func newHTTPTestServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
 }

@@ -82,7 +82,7 @@ func patchAt(cur any, parts []string, kind string, value any) (any, error) {
 		existing, exists := c[key]
 		if !last {
 			if !exists {
-				return nil, fmt.Errorf("Missing field %q", key)
+				return nil, fmt.Errorf("missing field %q", key)
 			}
 			next, err := patchAt(existing, parts[1:], kind, value)
 			if err != nil {
@@ -96,12 +96,12 @@ func patchAt(cur any, parts []string, kind string, value any) (any, error) {
 			c[key] = value
 		case "replace":
 			if !exists {
-				return nil, fmt.Errorf("Missing field %q", key)
+				return nil, fmt.Errorf("missing field %q", key)
 			}
 			c[key] = value
 		case "remove":
 			if !exists {
-				return nil, fmt.Errorf("Missing field %q", key)
+				return nil, fmt.Errorf("missing field %q", key)
 			}
 			delete(c, key)
 		}
@@ -137,6 +137,6 @@ func patchAt(cur any, parts []string, kind string, value any) (any, error) {
 			return append(out, c[i+1:]...), nil
 		}
 	default:
-		return nil, fmt.Errorf("Missing field %q", key)
+		return nil, fmt.Errorf("missing field %q", key)
 	}
 }

@@ -173,29 +173,20 @@ func (s Snapshot) Len() int {
 }
 
 func (s *store) snapshot() Snapshot {
-	var snap Snapshot
-	for _, kind := range Kinds() {
-		recs := make([]*record, 0, len(s.objects[kind]))
-		for _, r := range s.objects[kind] {
-			recs = append(recs, r)
-		}
-		slices.SortFunc(recs, func(a, b *record) int { return cmp.Compare(a.Seq, b.Seq) })
-		objs := make([]Object, 0, len(recs))
+	objects := func(kind Kind) []Object {
+		recs := s.all(kind)
+		out := make([]Object, 0, len(recs))
 		for _, r := range recs {
-			objs = append(objs, Object{Kind: kind, ID: r.ID, Org: r.Org, Sandbox: r.Sandbox, ETag: r.etag(), Doc: cloneMap(r.Doc)})
+			out = append(out, Object{Kind: kind, ID: r.ID, Org: r.Org, Sandbox: r.Sandbox, ETag: r.etag(), Doc: cloneMap(r.Doc)})
 		}
-		switch kind {
-		case KindSourceConnection:
-			snap.SourceConnections = objs
-		case KindTargetConnection:
-			snap.TargetConnections = objs
-		case KindFlow:
-			snap.Flows = objs
-		case KindMappingSet:
-			snap.MappingSets = objs
-		}
+		return out
 	}
-	return snap
+	return Snapshot{
+		SourceConnections: objects(KindSourceConnection),
+		TargetConnections: objects(KindTargetConnection),
+		Flows:             objects(KindFlow),
+		MappingSets:       objects(KindMappingSet),
+	}
 }
 
 // stateFile is the on-disk form of the store. Tokens are deliberately not
@@ -212,9 +203,7 @@ const stateFileVersion = 1
 func (s *store) save(path string) error {
 	st := stateFile{Version: stateFileVersion, Seq: s.seq}
 	for _, kind := range Kinds() {
-		for _, r := range s.all(kind) {
-			st.Objects = append(st.Objects, r)
-		}
+		st.Objects = append(st.Objects, s.all(kind)...)
 	}
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
@@ -308,18 +297,4 @@ func cloneValue(v any) any {
 	default:
 		return v
 	}
-}
-
-// toDoc converts a Go value to its generic JSON form (maps, slices, float64,
-// string, bool, nil), the form every stored document is kept in.
-func toDoc(v any) map[string]any {
-	data, err := json.Marshal(v)
-	if err != nil {
-		panic(fmt.Sprintf("emulator: encode document: %v", err)) // only built-in values reach here
-	}
-	var m map[string]any
-	if err := json.Unmarshal(data, &m); err != nil {
-		panic(fmt.Sprintf("emulator: decode document: %v", err))
-	}
-	return m
 }

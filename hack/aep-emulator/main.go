@@ -93,6 +93,7 @@ Flags:
 	fl.Float64Var(&c.faults.Rate429, "rate-429", 0, "probability [0,1] of answering a targeted request 429 with Retry-After (nothing committed)")
 	fl.Float64Var(&c.faults.RateLostResponse, "rate-lost", 0, "probability [0,1] of carrying out a targeted request and then losing its response")
 	fl.StringVar(&c.lostMode, "lost-mode", string(emulator.LostMode500), `how a response is lost: "500" (answer 500 Internal Error) or "drop" (close the connection)`)
+	fl.Float64Var(&c.faults.RateTokenExpiry, "rate-token-expiry", 0, "probability [0,1] that a targeted Platform request finds its token expired (the token is invalidated, the answer is 401 401013)")
 	fl.StringVar(&c.faultOps, "fault-ops", "", "comma-separated operations the faults and latency apply to (default: all)")
 
 	fl.Var(&c.unentitled, "unentitled-org", "org ID whose Platform requests get 403 FLOW-2118-403; repeatable")

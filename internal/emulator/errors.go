@@ -17,6 +17,8 @@ const (
 	ReasonFault429      = "fault-429"
 	ReasonFaultLost     = "fault-lost-response"
 	ReasonSpecViolation = "openapi-validation"
+	// ReasonFaultTokenExpiry is only logged: the 401 it causes is Adobe's own.
+	ReasonFaultTokenExpiry = "fault-token-expiry"
 )
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

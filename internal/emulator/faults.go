@@ -46,6 +46,10 @@ type Faults struct {
 	RateLostResponse float64
 	// LostMode selects how a response is lost; empty means LostMode500.
 	LostMode LostMode
+	// RateTokenExpiry is the probability that a targeted Platform request
+	// finds its access token expired: the token is invalidated and the
+	// request answered 401 401013, as when a token runs out mid-flight.
+	RateTokenExpiry float64
 	// Operations restricts all of the above to these operations (exact names
 	// such as OpFlowsCreate, "flows.*" or "*"); empty means every operation.
 	Operations []string
@@ -57,13 +61,13 @@ func (f Faults) Validate() error {
 	for _, r := range []struct {
 		name string
 		v    float64
-	}{{"rate503", f.Rate503}, {"rate429", f.Rate429}, {"rateLostResponse", f.RateLostResponse}} {
+	}{{"rate503", f.Rate503}, {"rate429", f.Rate429}, {"rateLostResponse", f.RateLostResponse}, {"rateTokenExpiry", f.RateTokenExpiry}} {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
 			errs = append(errs, fmt.Errorf("%s must be within [0,1], got %v", r.name, r.v))
 		}
 	}
-	if sum := f.Rate503 + f.Rate429 + f.RateLostResponse; sum > 1 {
-		errs = append(errs, fmt.Errorf("rate503+rate429+rateLostResponse must not exceed 1, got %v", sum))
+	if sum := f.Rate503 + f.Rate429 + f.RateLostResponse + f.RateTokenExpiry; sum > 1 {
+		errs = append(errs, fmt.Errorf("the sum of the rates must not exceed 1, got %v", sum))
 	}
 	if f.Latency < 0 || f.Jitter < 0 || f.RetryAfter < 0 {
 		errs = append(errs, errors.New("latency, jitter and retryAfter must not be negative"))
@@ -121,6 +125,7 @@ const (
 	fault503
 	fault429
 	faultLost
+	faultTokenExpiry
 )
 
 type faultDecision struct {
@@ -177,7 +182,7 @@ func (fi *faultInjector) decide(op string) faultDecision {
 	if f.Jitter > 0 {
 		d.delay += time.Duration(fi.rng.Int64N(int64(f.Jitter)))
 	}
-	if f.Rate503 == 0 && f.Rate429 == 0 && f.RateLostResponse == 0 {
+	if f.Rate503 == 0 && f.Rate429 == 0 && f.RateLostResponse == 0 && f.RateTokenExpiry == 0 {
 		return d
 	}
 	u := fi.rng.Float64()
@@ -188,6 +193,8 @@ func (fi *faultInjector) decide(op string) faultDecision {
 		d.kind = fault429
 	case u < f.Rate503+f.Rate429+f.RateLostResponse:
 		d.kind = faultLost
+	case u < f.Rate503+f.Rate429+f.RateLostResponse+f.RateTokenExpiry:
+		d.kind = faultTokenExpiry
 	}
 	return d
 }
@@ -195,15 +202,16 @@ func (fi *faultInjector) decide(op string) faultDecision {
 // faultsJSON is the JSON form of Faults: durations as Go duration strings
 // ("250ms", "1s").
 type faultsJSON struct {
-	Seed             uint64
-	Latency          string
-	Jitter           string
-	Rate503          float64
-	RetryAfter       string
-	Rate429          float64
-	RateLostResponse float64
-	LostMode         LostMode
-	Operations       []string
+	Seed             uint64   `json:"seed"`
+	Latency          string   `json:"latency,omitempty"`
+	Jitter           string   `json:"jitter,omitempty"`
+	Rate503          float64  `json:"rate503,omitempty"`
+	RetryAfter       string   `json:"retryAfter,omitempty"`
+	Rate429          float64  `json:"rate429,omitempty"`
+	RateLostResponse float64  `json:"rateLostResponse,omitempty"`
+	LostMode         LostMode `json:"lostMode,omitempty"`
+	RateTokenExpiry  float64  `json:"rateTokenExpiry,omitempty"`
+	Operations       []string `json:"operations,omitempty"`
 }
 
 func durString(d time.Duration) string {
@@ -218,7 +226,7 @@ func (f Faults) MarshalJSON() ([]byte, error) {
 	return json.Marshal(faultsJSON{
 		Seed: f.Seed, Latency: durString(f.Latency), Jitter: durString(f.Jitter),
 		Rate503: f.Rate503, RetryAfter: durString(f.RetryAfter), Rate429: f.Rate429,
-		RateLostResponse: f.RateLostResponse, LostMode: f.LostMode, Operations: f.Operations,
+		RateLostResponse: f.RateLostResponse, LostMode: f.LostMode, RateTokenExpiry: f.RateTokenExpiry, Operations: f.Operations,
 	})
 }
 
@@ -242,7 +250,7 @@ func (f *Faults) UnmarshalJSON(data []byte) error {
 	}
 	var err error
 	out := Faults{Seed: w.Seed, Rate503: w.Rate503, Rate429: w.Rate429, RateLostResponse: w.RateLostResponse,
-		LostMode: w.LostMode, Operations: w.Operations}
+		LostMode: w.LostMode, RateTokenExpiry: w.RateTokenExpiry, Operations: w.Operations}
 	if out.Latency, err = parse("latency", w.Latency); err != nil {
 		return err
 	}

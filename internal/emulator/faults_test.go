@@ -59,6 +59,19 @@ func TestFaultIMS(t *testing.T) {
 	}
 }
 
+func TestFaultTokenExpiry(t *testing.T) {
+	v := newEnv(t, Options{Faults: Faults{RateTokenExpiry: 1, Operations: []string{OpFlowsList}}})
+	res := v.do(http.MethodGet, fsPath("/flows"), nil)
+	mustStatus(t, "faulted list", res, http.StatusUnauthorized)
+	if res.gatewayCode() != "401013" {
+		t.Errorf("error_code = %q, want 401013", res.gatewayCode())
+	}
+	// The token really expired: untargeted operations refuse it too.
+	mustStatus(t, "same token elsewhere", v.do(http.MethodGet, fsPath("/flowSpecs/"+StreamingFlowSpecID), nil), http.StatusUnauthorized)
+	v.token = v.fetchToken(testClientID, testSecret)
+	mustStatus(t, "new token elsewhere", v.do(http.MethodGet, fsPath("/flowSpecs/"+StreamingFlowSpecID), nil), http.StatusOK)
+}
+
 // The trap a naive operator falls into: the create succeeded, the caller
 // cannot know.
 func TestLostResponseCommits(t *testing.T) {
@@ -191,10 +204,22 @@ func TestFaultsValidate(t *testing.T) {
 
 func TestFaultsJSON(t *testing.T) {
 	in := Faults{Seed: 9, Latency: 250 * time.Millisecond, Jitter: time.Second, Rate503: 0.1, RetryAfter: 3 * time.Second,
-		Rate429: 0.05, RateLostResponse: 0.2, LostMode: LostModeDrop, Operations: []string{"flows.*"}}
+		Rate429: 0.05, RateLostResponse: 0.2, LostMode: LostModeDrop, RateTokenExpiry: 0.1, Operations: []string{"flows.*"}}
 	data, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(data, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"seed", "latency", "jitter", "rate503", "retryAfter", "rate429", "rateLostResponse", "lostMode", "rateTokenExpiry", "operations"} {
+		if _, ok := keys[k]; !ok {
+			t.Errorf("JSON form %s has no %q", data, k)
+		}
+	}
+	if keys["latency"] != "250ms" {
+		t.Errorf("latency = %v, want \"250ms\"", keys["latency"])
 	}
 	var out Faults
 	if err := json.Unmarshal(data, &out); err != nil {

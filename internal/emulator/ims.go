@@ -84,3 +84,13 @@ func (e *Emulator) lookupToken(token string) (tokenInfo, bool) {
 	}
 	return info, true
 }
+
+// expireToken makes one token expired, if it is known.
+func (e *Emulator) expireToken(token string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if info, ok := e.tokens[token]; ok {
+		info.expires = e.clock()
+		e.tokens[token] = info
+	}
+}

@@ -140,6 +140,14 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, rt route) {
 		status = http.StatusInternalServerError
 		e.finish(rt, rc, r, status, fault, start, committed)
 		return
+	case faultTokenExpiry:
+		if rt.class == classPlatform {
+			fault = ReasonFaultTokenExpiry
+			if tok, ok := bearerToken(r.Header.Get("Authorization")); ok {
+				e.expireToken(tok)
+			}
+		}
+		fallthrough
 	default:
 		sw := &statusWriter{ResponseWriter: w}
 		e.dispatch(sw, r, rt, rc)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -271,5 +272,41 @@ func TestAsHandler(t *testing.T) {
 	inlet, _ := v.do(http.MethodGet, fsPath("/flows/"+c.flow), nil).items()[0]["options"].(map[string]any)["inletUrl"].(string)
 	if !strings.HasPrefix(inlet, "https://emulator.example/collection/") {
 		t.Errorf("inletUrl = %q, want it under BaseURL", inlet)
+	}
+}
+
+func TestConcurrentCreates(t *testing.T) {
+	v := newEnv(t, Options{})
+	const n = 20
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := http.DefaultClient.Do(v.newRequest(http.MethodPost, fsPath("/sourceConnections"), sourceConnectionBody("c")))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer res.Body.Close()
+			var body map[string]any
+			_ = json.NewDecoder(res.Body).Decode(&body)
+			ids[i], _ = body["id"].(string)
+		}()
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if id == "" || seen[id] {
+			t.Fatalf("ids = %v, want %d distinct", ids, n)
+		}
+		seen[id] = true
+	}
+	if got := len(v.emu.Objects().SourceConnections); got != n {
+		t.Errorf("stored %d, want %d", got, n)
+	}
+	if got := v.emu.Calls().OpStatus(OpSourceConnectionsCreate, http.StatusCreated); got != n {
+		t.Errorf("counted %d creates, want %d", got, n)
 	}
 }

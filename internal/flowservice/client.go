@@ -1,0 +1,446 @@
+// Package flowservice is the operator's client for Adobe Experience Platform's
+// Flow Service (connection specs, flow specs, source and target connections,
+// dataflows) and Data Prep (mapping sets) APIs.
+//
+// Every call names the credential, org and sandbox it acts for (Scope), so one
+// Client serves every CapillarySource. The Client adds the Platform headers,
+// bounds each request in time, spreads calls per org with a token bucket,
+// retries what Adobe documents as transient, renews a rejected IMS token once,
+// and turns every error body into one typed *Error.
+package flowservice
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"golang.org/x/time/rate"
+)
+
+// Defaults for a Client.
+const (
+	DefaultBaseURL = "https://platform.adobe.io"
+	// FlowServicePath and DataPrepPath are the APIs' paths under the base URL.
+	FlowServicePath = "/data/foundation/flowservice"
+	DataPrepPath    = "/data/foundation/conversion"
+
+	DefaultRequestTimeout = 30 * time.Second
+	// DefaultQPS and DefaultBurst bound calls per org. Adobe documents no Flow
+	// Service rate limit; this keeps a thousand resources from stampeding it.
+	DefaultQPS   = 5.0
+	DefaultBurst = 10
+
+	// maxResponseBytes bounds how much of a response is read.
+	maxResponseBytes = 16 << 20
+	// maxListPages bounds how many continuation pages a list follows.
+	maxListPages = 100
+)
+
+// DefaultRetryPolicy is used when WithRetryPolicy is not given.
+var DefaultRetryPolicy = RetryPolicy{
+	MaxAttempts:   4,
+	BaseDelay:     time.Second,
+	MaxDelay:      30 * time.Second,
+	MaxRetryAfter: 30 * time.Second,
+}
+
+// RetryPolicy bounds retries of transient failures.
+type RetryPolicy struct {
+	// MaxAttempts is the number of tries, the first included (1 = no retry).
+	MaxAttempts int
+	// BaseDelay is the first backoff; each retry doubles it, with jitter.
+	BaseDelay time.Duration
+	// MaxDelay caps one backoff.
+	MaxDelay time.Duration
+	// MaxRetryAfter is the longest Retry-After the client waits out itself.
+	// Longer waits are returned as the error (with RetryAfter set) so the
+	// caller can requeue instead of holding a worker.
+	MaxRetryAfter time.Duration
+}
+
+// TokenSource gives IMS access tokens for a client credential and drops one
+// that Platform rejected. *ims.Source implements it.
+type TokenSource interface {
+	Token(ctx context.Context, clientID, clientSecret string) (string, error)
+	Invalidate(accessToken string)
+}
+
+// Limiter paces requests; *rate.Limiter implements it.
+type Limiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Scope is who a call acts for: the Adobe credential, org and sandbox.
+type Scope struct {
+	// ClientID is the credential's client ID, also sent as x-api-key.
+	ClientID     string
+	ClientSecret string
+	// OrgID is the IMS org, e.g. 0A7D42FC5DB9D3360A495FD3@AdobeOrg.
+	OrgID string
+	// SandboxName is the sandbox, e.g. prod.
+	SandboxName string
+	// Tokens, when set, replaces the Client's token source for this call.
+	Tokens TokenSource
+}
+
+// String keeps the secret out of anything that prints a Scope.
+func (s Scope) String() string {
+	return fmt.Sprintf("flowservice.Scope{ClientID:%s ClientSecret:[redacted] OrgID:%s SandboxName:%s}", s.ClientID, s.OrgID, s.SandboxName)
+}
+
+// GoString keeps the secret out of %#v.
+func (s Scope) GoString() string { return s.String() }
+
+// MarshalLog keeps the secret out of structured logs (logr.Marshaler).
+func (s Scope) MarshalLog() any {
+	return struct{ ClientID, OrgID, SandboxName string }{s.ClientID, s.OrgID, s.SandboxName}
+}
+
+func (s Scope) validate() error {
+	var missing []string
+	if s.ClientID == "" {
+		missing = append(missing, "client ID")
+	}
+	if s.OrgID == "" {
+		missing = append(missing, "org ID")
+	}
+	if s.SandboxName == "" {
+		missing = append(missing, "sandbox name")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("incomplete scope: missing %s", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// Client calls Flow Service and Data Prep. It is safe for concurrent use.
+type Client struct {
+	baseURL    string
+	httpClient *http.Client
+	tokens     TokenSource
+	timeout    time.Duration
+	retry      RetryPolicy
+	sleep      func(context.Context, time.Duration) error
+	now        func() time.Time
+	jitter     func(time.Duration) time.Duration
+
+	qps        float64
+	burst      int
+	newLimiter func(orgID string) Limiter
+	limMu      sync.Mutex
+	limiters   map[string]Limiter
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithBaseURL sets the Platform gateway, e.g. https://platform.adobe.io.
+func WithBaseURL(u string) Option { return func(c *Client) { c.baseURL = u } }
+
+// WithHTTPClient sets the HTTP client.
+func WithHTTPClient(h *http.Client) Option { return func(c *Client) { c.httpClient = h } }
+
+// WithTokenSource sets where access tokens come from (usually an *ims.Source).
+func WithTokenSource(t TokenSource) Option { return func(c *Client) { c.tokens = t } }
+
+// WithRequestTimeout bounds each HTTP request (each try, not the whole call).
+func WithRequestTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithRetryPolicy sets how transient failures are retried. Zero fields keep
+// their defaults.
+func WithRetryPolicy(p RetryPolicy) Option { return func(c *Client) { c.retry = p } }
+
+// WithRateLimit sets the per-org token bucket: qps requests a second on
+// average, bursts up to burst. qps <= 0 disables the limit.
+func WithRateLimit(qps float64, burst int) Option {
+	return func(c *Client) { c.qps, c.burst = qps, burst }
+}
+
+// WithLimiterFactory replaces the per-org token bucket (tests count Waits).
+func WithLimiterFactory(f func(orgID string) Limiter) Option {
+	return func(c *Client) { c.newLimiter = f }
+}
+
+// WithSleep replaces how the client waits between tries (tests record waits
+// instead of sleeping).
+func WithSleep(f func(context.Context, time.Duration) error) Option {
+	return func(c *Client) { c.sleep = f }
+}
+
+// WithClock sets the time source used to read Retry-After dates.
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
+// WithJitter replaces the backoff jitter (tests make it the identity).
+func WithJitter(f func(time.Duration) time.Duration) Option {
+	return func(c *Client) { c.jitter = f }
+}
+
+// New builds a Client.
+func New(opts ...Option) (*Client, error) {
+	registerMetrics()
+	c := &Client{
+		baseURL:    DefaultBaseURL,
+		httpClient: http.DefaultClient,
+		timeout:    DefaultRequestTimeout,
+		retry:      DefaultRetryPolicy,
+		sleep:      sleepCtx,
+		now:        time.Now,
+		jitter:     equalJitter,
+		qps:        DefaultQPS,
+		burst:      DefaultBurst,
+		limiters:   map[string]Limiter{},
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	u, err := url.Parse(c.baseURL)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("platform URL %q is not an http(s) URL", c.baseURL)
+	}
+	c.baseURL = strings.TrimRight(c.baseURL, "/")
+	if c.retry.MaxAttempts <= 0 {
+		c.retry.MaxAttempts = DefaultRetryPolicy.MaxAttempts
+	}
+	if c.retry.BaseDelay <= 0 {
+		c.retry.BaseDelay = DefaultRetryPolicy.BaseDelay
+	}
+	if c.retry.MaxDelay <= 0 {
+		c.retry.MaxDelay = DefaultRetryPolicy.MaxDelay
+	}
+	if c.retry.MaxRetryAfter <= 0 {
+		c.retry.MaxRetryAfter = DefaultRetryPolicy.MaxRetryAfter
+	}
+	if c.newLimiter == nil {
+		qps, burst := c.qps, c.burst
+		c.newLimiter = func(string) Limiter {
+			if qps <= 0 {
+				return rate.NewLimiter(rate.Inf, 0)
+			}
+			return rate.NewLimiter(rate.Limit(qps), max(burst, 1))
+		}
+	}
+	return c, nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// equalJitter waits between half and all of d, so synchronized callers spread
+// out while the backoff still grows.
+func equalJitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func (c *Client) limiter(orgID string) Limiter {
+	c.limMu.Lock()
+	defer c.limMu.Unlock()
+	l, ok := c.limiters[orgID]
+	if !ok {
+		l = c.newLimiter(orgID)
+		c.limiters[orgID] = l
+	}
+	return l
+}
+
+func (c *Client) backoff(attempt int) time.Duration {
+	d := c.retry.BaseDelay
+	for i := 1; i < attempt && d < c.retry.MaxDelay; i++ {
+		d *= 2
+	}
+	return c.jitter(min(d, c.retry.MaxDelay))
+}
+
+// call describes one API operation.
+type call struct {
+	op     string
+	api    string // FlowServicePath or DataPrepPath
+	method string
+	path   string // escaped, under api
+	query  url.Values
+	body   any
+	// ifMatch is sent as If-Match when set.
+	ifMatch string
+	// idempotent calls may be retried after an answer was lost (network
+	// failure, timeout) or came from a struggling gateway (502/504, 1102/1104):
+	// the server may have done the work already, which is harmless only when
+	// repeating it is. Creates retry only on answers that say nothing was
+	// done (429, 503).
+	idempotent bool
+}
+
+func (c *Client) url(cl call) string {
+	u := c.baseURL + cl.api + cl.path
+	if len(cl.query) > 0 {
+		u += "?" + cl.query.Encode()
+	}
+	return u
+}
+
+// do runs cl for s and decodes a 2xx body into out (when out is not nil).
+func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
+	if err := s.validate(); err != nil {
+		return err
+	}
+	tokens := s.Tokens
+	if tokens == nil {
+		tokens = c.tokens
+	}
+	if tokens == nil {
+		return errors.New("no token source: configure the client with WithTokenSource or set Scope.Tokens")
+	}
+	var body []byte
+	if cl.body != nil {
+		b, err := json.Marshal(cl.body)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = b
+	}
+	log := logr.FromContextOrDiscard(ctx).WithValues("operation", cl.op)
+
+	renewedToken := false
+	for attempt := 1; ; attempt++ {
+		if err := c.limiter(s.OrgID).Wait(ctx); err != nil {
+			return fmt.Errorf("wait for the per-org rate limit: %w", err)
+		}
+		token, err := tokens.Token(ctx, s.ClientID, s.ClientSecret)
+		if err != nil {
+			return fmt.Errorf("get IMS token: %w", err)
+		}
+
+		status, header, respBody, err := c.send(ctx, cl, s, token, body)
+		if err != nil {
+			log.V(1).Info("Adobe request failed", "attempt", attempt, "error", err.Error())
+			if ctx.Err() == nil && cl.idempotent && IsRetryable(err) && attempt < c.retry.MaxAttempts {
+				if werr := c.wait(ctx, log, c.backoff(attempt), attempt, err); werr != nil {
+					return werr
+				}
+				continue
+			}
+			return err
+		}
+		if status >= 200 && status < 300 {
+			log.V(1).Info("Adobe request done", "status", status, "requestId", header.Get("x-request-id"), "attempt", attempt)
+			if out == nil || len(bytes.TrimSpace(respBody)) == 0 {
+				return nil
+			}
+			if err := json.Unmarshal(respBody, out); err != nil {
+				return fmt.Errorf("decode %s answer: %w", cl.op, err)
+			}
+			return nil
+		}
+
+		for _, secret := range []string{token, s.ClientSecret} {
+			if len(secret) >= 4 {
+				respBody = bytes.ReplaceAll(respBody, []byte(secret), []byte("[redacted]"))
+			}
+		}
+		apiErr := parseError(status, header, respBody, c.now())
+		scrubError(apiErr, token, s.ClientSecret)
+		log.V(1).Info("Adobe request answered an error", "status", status, "code", apiErr.Code,
+			"requestId", apiErr.RequestID, "attempt", attempt)
+
+		// An expired or revoked token (gateway 401013) is renewed once per
+		// call; a second 401 means the credential itself is not accepted.
+		if status == http.StatusUnauthorized && !renewedToken {
+			renewedToken = true
+			tokens.Invalidate(token)
+			attempt--
+			continue
+		}
+		if !c.shouldRetry(cl, apiErr) || attempt >= c.retry.MaxAttempts {
+			return apiErr
+		}
+		wait := c.backoff(attempt)
+		if apiErr.RetryAfter > 0 {
+			if apiErr.RetryAfter > c.retry.MaxRetryAfter {
+				return apiErr
+			}
+			wait = apiErr.RetryAfter
+		}
+		if werr := c.wait(ctx, log, wait, attempt, apiErr); werr != nil {
+			return werr
+		}
+	}
+}
+
+func (c *Client) shouldRetry(cl call, e *Error) bool {
+	if !isRetryableError(e) {
+		return false
+	}
+	if cl.idempotent {
+		return true
+	}
+	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode == http.StatusServiceUnavailable
+}
+
+func (c *Client) wait(ctx context.Context, log logr.Logger, d time.Duration, attempt int, cause error) error {
+	log.V(1).Info("retrying Adobe request", "attempt", attempt, "wait", d.String(), "error", cause.Error())
+	if err := c.sleep(ctx, d); err != nil {
+		return fmt.Errorf("wait to retry after %w: %w", cause, err)
+	}
+	return nil
+}
+
+// send makes one HTTP request and reads the whole answer within the
+// per-request timeout.
+func (c *Client) send(ctx context.Context, cl call, s Scope, token string, body []byte) (int, http.Header, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, cl.method, c.url(cl), rd)
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("build request: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("x-api-key", s.ClientID)
+	req.Header.Set("x-gw-ims-org-id", s.OrgID)
+	req.Header.Set("x-sandbox-name", s.SandboxName)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if cl.ifMatch != "" {
+		req.Header.Set("If-Match", cl.ifMatch)
+	}
+
+	start := time.Now()
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		observe(cl.op, "error", time.Since(start))
+		return 0, nil, nil, err // *url.Error: method, URL (no credentials) and cause
+	}
+	defer resp.Body.Close()
+	respBody, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes))
+	observe(cl.op, strconv.Itoa(resp.StatusCode), time.Since(start))
+	if err != nil {
+		return 0, nil, nil, fmt.Errorf("%s %s: read answer: %w", cl.method, cl.api+cl.path, err)
+	}
+	return resp.StatusCode, resp.Header, respBody, nil
+}

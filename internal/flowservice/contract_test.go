@@ -3,8 +3,8 @@ package flowservice
 import (
 	"bytes"
 	"context"
-	"io"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -184,7 +184,10 @@ func TestContract(t *testing.T) {
 			return err
 		}},
 		{OpListFlows, func() error { _, err := c.ListFlows(ctx, s, "name==capillary-orders"); return err }},
-		{OpPatchFlow, func() error { _, err := c.PatchFlow(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", testETag, patch); return err }},
+		{OpPatchFlow, func() error {
+			_, err := c.PatchFlow(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", testETag, patch)
+			return err
+		}},
 		{OpFlowAction + "_disable", func() error {
 			_, err := c.FlowAction(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", ActionDisable)
 			return err

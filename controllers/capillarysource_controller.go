@@ -1,0 +1,230 @@
+// Package controllers holds the CapillarySource reconciler.
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+)
+
+// secretRefIndex indexes CapillarySources by the name of their credentials Secret.
+const secretRefIndex = "spec.credentialsSecretRef.name"
+
+// Defaults for the reconciler's timing; the manager's flags override them.
+const (
+	DefaultResyncInterval       = 10 * time.Minute
+	DefaultStalledRetryInterval = 15 * time.Minute
+	DefaultRetryBaseDelay       = 2 * time.Second
+	DefaultRetryMaxDelay        = 5 * time.Minute
+	// specCacheTTL bounds how long connection and flow spec lookups are
+	// shared between resources; specs change only when Adobe ships a source.
+	specCacheTTL = time.Hour
+	// minResyncInterval is the floor of the per-resource annotation.
+	minResyncInterval = time.Minute
+)
+
+// CapillarySourceReconciler brings the Adobe objects of each CapillarySource
+// into existence, keeps them as declared, reports on them and cleans up.
+type CapillarySourceReconciler struct {
+	client.Client
+	// APIReader reads Secrets straight from the API server, so the manager
+	// never caches Secret data (only the metadata of the watch).
+	APIReader client.Reader
+	Recorder  events.EventRecorder
+	Adobe     AdobeConnector
+
+	// ResyncInterval is how often a Ready resource is checked for drift (jittered).
+	ResyncInterval time.Duration
+	// StalledRetryInterval is how often a terminal failure is retried
+	// without a change to the spec or the Secret.
+	StalledRetryInterval time.Duration
+	// RetryBaseDelay and RetryMaxDelay bound the backoff after transient failures.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+	// MaxConcurrentReconciles is the number of parallel workers.
+	MaxConcurrentReconciles int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+
+	specs    specCache
+	attempts sync.Map // types.UID → struct{}: a create chain was started in this process
+}
+
+// +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile drives one CapillarySource through its lifecycle.
+func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+
+	// 1: Load the CapillarySource.
+	cs := &v1alpha1.CapillarySource{}
+	if err := r.Get(ctx, req.NamespacedName, cs); err != nil {
+		if client.IgnoreNotFound(err) == nil {
+			r.forget(req.NamespacedName, "")
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	s := newScope(cs, r.now())
+
+	// 2: Being deleted: clean up in Adobe per deletionPolicy, then let go.
+	if !cs.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, s)
+	}
+
+	// 3: The finalizer goes on before anything exists in Adobe.
+	if controllerutil.AddFinalizer(cs, v1alpha1.Finalizer) {
+		if err := r.Update(ctx, cs); err != nil {
+			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
+		}
+		s.rebase()
+	}
+
+	// 4: After transient failures, wait out the backoff recorded in status,
+	// so a restart of the operator does not reset it.
+	if wait := s.backoffRemaining(r.backoff); wait > 0 {
+		log.V(1).Info("backing off after transient failures", "failures", cs.Status.Failures, "wait", wait)
+		return ctrl.Result{RequeueAfter: wait}, nil
+	}
+
+	// 5: Walk the chain: credentials, specs, connections, mapping, dataflow.
+	err := r.reconcileNormal(ctx, s)
+
+	// 6: Summarise into Ready / Reconciling / Stalled and write status if it changed.
+	return r.finish(ctx, s, err)
+}
+
+// SetupWithManager registers the controller: CapillarySources, and the
+// metadata of Secrets mapped to the sources that reference them.
+func (r *CapillarySourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	r.setDefaults()
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.CapillarySource{}, secretRefIndex,
+		func(o client.Object) []string {
+			return []string{o.(*v1alpha1.CapillarySource).Spec.CredentialsSecretRef.Name}
+		}); err != nil {
+		return fmt.Errorf("index CapillarySources by Secret: %w", err)
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&v1alpha1.CapillarySource{}, builder.WithPredicates(predicate.Or(
+			// Our own status writes bump neither; the manual trigger is an annotation.
+			predicate.GenerationChangedPredicate{},
+			predicate.AnnotationChangedPredicate{},
+		))).
+		// Metadata only: rotation is noticed without caching any Secret's data.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.sourcesForSecret),
+			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
+		Named("capillarysource").
+		Complete(r)
+}
+
+func (r *CapillarySourceReconciler) sourcesForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list v1alpha1.CapillarySourceList
+	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "list CapillarySources for Secret", "secret", secret.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}
+
+func (r *CapillarySourceReconciler) setDefaults() {
+	if r.ResyncInterval <= 0 {
+		r.ResyncInterval = DefaultResyncInterval
+	}
+	if r.StalledRetryInterval <= 0 {
+		r.StalledRetryInterval = DefaultStalledRetryInterval
+	}
+	if r.RetryBaseDelay <= 0 {
+		r.RetryBaseDelay = DefaultRetryBaseDelay
+	}
+	if r.RetryMaxDelay <= 0 {
+		r.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if r.MaxConcurrentReconciles <= 0 {
+		r.MaxConcurrentReconciles = 1
+	}
+}
+
+func (r *CapillarySourceReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+// retryDelay is the backoff after n transient failures in a row:
+// exponential from RetryBaseDelay, capped at RetryMaxDelay, with ±20% jitter
+// so resources that failed together do not retry together.
+func (r *CapillarySourceReconciler) retryDelay(n int32) time.Duration {
+	return jitter(r.backoff(n), retryJitter)
+}
+
+// retryJitter is the ± fraction applied to the backoff.
+const retryJitter = 0.2
+
+// backoff is the un-jittered delay after n transient failures.
+func (r *CapillarySourceReconciler) backoff(n int32) time.Duration {
+	if n <= 0 {
+		return 0
+	}
+	d := r.RetryBaseDelay
+	for i := int32(1); i < n && d < r.RetryMaxDelay; i++ {
+		d *= 2
+	}
+	return min(d, r.RetryMaxDelay)
+}
+
+// resyncInterval is when a Ready resource is next checked: the flag or the
+// resource's annotation, jittered ±10% so resyncs spread out.
+func (r *CapillarySourceReconciler) resyncInterval(cs *v1alpha1.CapillarySource) time.Duration {
+	d := r.ResyncInterval
+	if v, ok := cs.Annotations[v1alpha1.ResyncIntervalAnnotation]; ok {
+		if parsed, err := time.ParseDuration(v); err == nil {
+			d = max(parsed, minResyncInterval)
+		}
+	}
+	return jitter(d, 0.1)
+}
+
+func jitter(d time.Duration, fraction float64) time.Duration {
+	return time.Duration(float64(d) * (1 - fraction + 2*fraction*rand.Float64()))
+}
+
+// markAttempt records that this process started creating objects for uid.
+func (r *CapillarySourceReconciler) markAttempt(uid types.UID) { r.attempts.Store(uid, struct{}{}) }
+
+func (r *CapillarySourceReconciler) attempted(uid types.UID) bool {
+	_, ok := r.attempts.Load(uid)
+	return ok
+}
+
+func (r *CapillarySourceReconciler) forget(key types.NamespacedName, uid types.UID) {
+	if uid != "" {
+		r.attempts.Delete(uid)
+	}
+	forgetMetrics(key)
+}

@@ -1,0 +1,214 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+)
+
+// stepConditions are the conditions of the chain, in order.
+var stepConditions = []string{
+	v1alpha1.ConditionCredentialsReady,
+	v1alpha1.ConditionSourceConnectionReady,
+	v1alpha1.ConditionTargetConnectionReady,
+	v1alpha1.ConditionMappingReady,
+	v1alpha1.ConditionDataflowReady,
+}
+
+// scope carries one reconcile of one CapillarySource.
+type scope struct {
+	cs *v1alpha1.CapillarySource
+	// before is the object as last written, to patch against.
+	before *v1alpha1.CapillarySource
+	now    time.Time
+	// firstPass: status had no conditions when this reconcile began, so
+	// nothing was ever created for this resource and lookups by name can be
+	// skipped (see reconcileNormal).
+	firstPass bool
+	// wasReady: Ready was True when this reconcile began.
+	wasReady bool
+}
+
+func newScope(cs *v1alpha1.CapillarySource, now time.Time) *scope {
+	return &scope{
+		cs:        cs,
+		before:    cs.DeepCopy(),
+		now:       now,
+		firstPass: len(cs.Status.Conditions) == 0,
+		wasReady:  meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
+	}
+}
+
+// rebase makes the current object the base of the next patch.
+func (s *scope) rebase() { s.before = s.cs.DeepCopy() }
+
+func (s *scope) set(condType string, status metav1.ConditionStatus, reason, message string) {
+	meta.SetStatusCondition(&s.cs.Status.Conditions, metav1.Condition{
+		Type:               condType,
+		Status:             status,
+		Reason:             reason,
+		Message:            message,
+		ObservedGeneration: s.cs.Generation,
+	})
+}
+
+func (s *scope) ok(condType, message string) {
+	s.set(condType, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, message)
+}
+
+func (s *scope) remove(condType string) { meta.RemoveStatusCondition(&s.cs.Status.Conditions, condType) }
+
+// reconcileRequested says whether the manual trigger annotation carries a
+// token not handled yet.
+func (s *scope) reconcileRequested() (string, bool) {
+	token, ok := s.cs.Annotations[v1alpha1.ReconcileRequestAnnotation]
+	return token, ok && token != s.cs.Status.LastHandledReconcileAt
+}
+
+// backoffRemaining is how long to wait before retrying after transient
+// failures. A spec change (the Reconciling condition was written for an older
+// generation) or a manual trigger skips the wait.
+func (s *scope) backoffRemaining(delay func(int32) time.Duration) time.Duration {
+	st := s.cs.Status
+	if st.Failures == 0 || st.LastFailureTime == nil {
+		return 0
+	}
+	if _, requested := s.reconcileRequested(); requested {
+		return 0
+	}
+	rc := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReconciling)
+	if rc == nil || rc.ObservedGeneration != s.cs.Generation {
+		return 0
+	}
+	// Measured with the shortest jittered delay, so the requeue that finish
+	// scheduled is never turned away here.
+	least := time.Duration(float64(delay(st.Failures)) * (1 - retryJitter))
+	wait := st.LastFailureTime.Add(least).Sub(s.now)
+	if wait <= 0 {
+		return 0
+	}
+	return wait
+}
+
+// saveProgress writes status now, mid-chain, so an ID Adobe just returned is
+// on record before the next call: a crash here must not lose it.
+func (r *CapillarySourceReconciler) saveProgress(ctx context.Context, s *scope) error {
+	if equality.Semantic.DeepEqual(s.before.Status, s.cs.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, s.cs, client.MergeFrom(s.before)); err != nil {
+		return fmt.Errorf("write status: %w", err)
+	}
+	s.rebase()
+	return nil
+}
+
+// finish summarises the step conditions into Ready, Reconciling and Stalled
+// (kstatus), books the failure for backoff, writes status if anything
+// changed, and decides when to look again.
+func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err error) (ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	cs := s.cs
+	var result ctrl.Result
+
+	if token, requested := s.reconcileRequested(); requested {
+		cs.Status.LastHandledReconcileAt = token
+	}
+
+	var se *stepError
+	switch {
+	case err == nil:
+		cs.Status.Failures = 0
+		cs.Status.LastFailureTime = nil
+		cs.Status.ObservedGeneration = cs.Generation
+		cs.Status.LastSyncTime = &metav1.Time{Time: s.now}
+		s.remove(v1alpha1.ConditionReconciling)
+		s.remove(v1alpha1.ConditionStalled)
+		if cs.Spec.Suspend {
+			s.set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSuspended,
+				"The dataflow exists and is disabled because spec.suspend is true")
+		} else {
+			s.set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
+				"The dataflow is enabled; Capillary can send events to status.inletUrl")
+		}
+		result.RequeueAfter = r.resyncInterval(cs)
+
+	case errors.As(err, &se) && se.terminal:
+		cs.Status.Failures = 0
+		cs.Status.LastFailureTime = nil
+		// Stalled is a verdict on this generation: kstatus reads it as Failed.
+		cs.Status.ObservedGeneration = cs.Generation
+		s.set(se.condition, metav1.ConditionFalse, se.reason, se.message)
+		s.remove(v1alpha1.ConditionReconciling)
+		s.set(v1alpha1.ConditionStalled, metav1.ConditionTrue, se.reason, se.message)
+		s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, se.reason, se.message)
+		if !isStalledFor(s.before, se.reason) {
+			r.event(cs, corev1.EventTypeWarning, se.reason, "Reconcile", se.message)
+		}
+		log.Info("stalled: waiting for a change to the spec or the Secret", "reason", se.reason, "error", se.err)
+		result.RequeueAfter = jitter(r.StalledRetryInterval, 0.1)
+
+	default:
+		if !errors.As(err, &se) {
+			se = classify(v1alpha1.ConditionReady, "reconcile", err)
+		}
+		if isConflict(err) {
+			// Someone else wrote the object; requeue quietly with a fresh read.
+			return ctrl.Result{Requeue: true}, nil
+		}
+		cs.Status.Failures++
+		cs.Status.LastFailureTime = &metav1.Time{Time: s.now}
+		if se.condition != v1alpha1.ConditionReady {
+			s.set(se.condition, metav1.ConditionFalse, se.reason, se.message)
+		}
+		s.remove(v1alpha1.ConditionStalled)
+		s.set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonProgressingWithRetry, se.message)
+		s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, se.reason, se.message)
+		log.Info("transient failure, backing off", "failures", cs.Status.Failures, "error", se.err)
+		result.RequeueAfter = max(r.retryDelay(cs.Status.Failures), se.retryAfter)
+	}
+
+	if werr := r.saveProgress(ctx, s); werr != nil {
+		if isConflict(werr) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, werr
+	}
+	recordMetrics(cs, s.wasReady, s.now)
+	return result, nil
+}
+
+func isConflict(err error) bool { return apierrors.IsConflict(err) }
+
+func isStalledFor(cs *v1alpha1.CapillarySource, reason string) bool {
+	c := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionStalled)
+	return c != nil && c.Status == metav1.ConditionTrue && c.Reason == reason
+}
+
+// progressing marks a step as under way, and the resource as Reconciling.
+func (s *scope) progressing(condType, message string) {
+	s.set(condType, metav1.ConditionFalse, v1alpha1.ReasonProgressing, message)
+	s.set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonProgressing, message)
+	if !meta.IsStatusConditionTrue(s.cs.Status.Conditions, v1alpha1.ConditionReady) {
+		s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, message)
+	}
+}
+
+func (r *CapillarySourceReconciler) event(cs *v1alpha1.CapillarySource, eventType, reason, action, note string) {
+	if r.Recorder == nil {
+		return
+	}
+	r.Recorder.Eventf(cs, nil, eventType, reason, action, "%s", note)
+}

@@ -1,0 +1,90 @@
+package controllers
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/flowservice"
+	"github.com/aepoperator/capillary-operator/internal/ims"
+)
+
+// stepError is a failure of one step of the chain, with what the user sees:
+// a CamelCase reason and a message that says what to do. The message never
+// holds a request ID, a count or a time, so identical failures write
+// identical conditions and status does not flap.
+type stepError struct {
+	// condition is the step condition the failure belongs to.
+	condition string
+	reason    string
+	message   string
+	// terminal failures need a change from the user; they are retried slowly,
+	// and at once when the spec or the Secret changes.
+	terminal bool
+	// retryAfter is the least wait Adobe asked for, if any.
+	retryAfter time.Duration
+	err        error
+}
+
+func (e *stepError) Error() string {
+	if e.err == nil {
+		return e.message
+	}
+	return fmt.Sprintf("%s: %v", e.message, e.err)
+}
+
+func (e *stepError) Unwrap() error { return e.err }
+
+func terminal(condition, reason, message string, err error) *stepError {
+	return &stepError{condition: condition, reason: reason, message: message, terminal: true, err: err}
+}
+
+// classify turns an error from Adobe during the step `what` (e.g. "create the
+// source connection") into a stepError. Terminal: bad credentials, not
+// entitled, refused input. Everything else (5xx, 429, timeouts, network) is
+// transient and retried with backoff.
+func classify(condition, what string, err error) *stepError {
+	var se *stepError
+	if errors.As(err, &se) {
+		return se
+	}
+	if ims.IsTerminal(err) {
+		return terminal(v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonInvalidCredentials,
+			fmt.Sprintf("Adobe IMS refused the credential (%s): check clientId and clientSecret in the Secret against the Adobe Developer Console project", imsCode(err)), err)
+	}
+	var fe *flowservice.Error
+	if errors.As(err, &fe) {
+		code := fe.Code
+		if code == "" {
+			code = fmt.Sprintf("HTTP %d", fe.StatusCode)
+		}
+		switch {
+		case flowservice.IsForbidden(err):
+			return terminal(condition, v1alpha1.ReasonNotEntitled,
+				fmt.Sprintf("Adobe refused to %s (%s): give the Developer Console project Experience Platform API access with the Sources permissions, in this org and sandbox", what, code), err)
+		case flowservice.IsInvalid(err):
+			return terminal(condition, v1alpha1.ReasonAdobeRejected,
+				fmt.Sprintf("Adobe refused to %s (%s): %s", what, code, fe.Detail), err)
+		}
+		return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
+			message:    fmt.Sprintf("Adobe failed to %s (%s); retrying with backoff", what, code),
+			retryAfter: fe.RetryAfter, err: err}
+	}
+	var ie *ims.Error
+	if errors.As(err, &ie) {
+		return &stepError{condition: v1alpha1.ConditionCredentialsReady, reason: v1alpha1.ReasonAdobeUnavailable,
+			message:    fmt.Sprintf("Adobe IMS failed to issue a token (HTTP %d); retrying with backoff", ie.StatusCode),
+			retryAfter: ie.RetryAfter, err: err}
+	}
+	return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
+		message: fmt.Sprintf("could not reach Adobe to %s; retrying with backoff", what), err: err}
+}
+
+func imsCode(err error) string {
+	var ie *ims.Error
+	if errors.As(err, &ie) && ie.Code != "" {
+		return ie.Code
+	}
+	return "refused"
+}

@@ -1,0 +1,264 @@
+// Package manager wires the operator: flags, the controller-runtime manager,
+// the Adobe client and the CapillarySource controller. main.go, the demo, the
+// benchmark and the tests all start the operator through it, so they run the
+// same code with the same defaults.
+package manager
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/controllers"
+	"github.com/aepoperator/capillary-operator/internal/flowservice"
+	"github.com/aepoperator/capillary-operator/internal/ims"
+)
+
+// Environment variables that back the endpoint flags (the flag wins).
+const (
+	EnvIMSURL      = "AEP_IMS_URL"
+	EnvPlatformURL = "AEP_PLATFORM_URL"
+)
+
+// Options are the operator's settings; BindFlags exposes them as flags.
+type Options struct {
+	IMSURL      string
+	PlatformURL string
+	IMSScopes   string
+	// AllowInsecureEndpoints permits http:// endpoints on loopback only (the
+	// emulator). Real endpoints are always HTTPS with TLS verification.
+	AllowInsecureEndpoints bool
+
+	ResyncInterval          time.Duration
+	StalledRetryInterval    time.Duration
+	MaxConcurrentReconciles int
+	AdobeQPS                float64
+	AdobeBurst              int
+	AdobeTimeout            time.Duration
+	AdobeMaxAttempts        int
+
+	MetricsAddr             string
+	SecureMetrics           bool
+	ProbeAddr               string
+	LeaderElect             bool
+	LeaderElectionID        string
+	LeaderElectionNamespace string
+	LeaseDuration           time.Duration
+	RenewDeadline           time.Duration
+	RetryPeriod             time.Duration
+	WatchNamespaces         string
+
+	// HTTPClient, when set, carries all Adobe traffic (tests).
+	HTTPClient *http.Client
+}
+
+// Defaults returns the production defaults.
+func Defaults() Options {
+	return Options{
+		IMSURL:                  ims.DefaultURL,
+		PlatformURL:             flowservice.DefaultBaseURL,
+		IMSScopes:               ims.DefaultScopes,
+		ResyncInterval:          controllers.DefaultResyncInterval,
+		StalledRetryInterval:    controllers.DefaultStalledRetryInterval,
+		MaxConcurrentReconciles: 4,
+		AdobeQPS:                flowservice.DefaultQPS,
+		AdobeBurst:              flowservice.DefaultBurst,
+		AdobeTimeout:            flowservice.DefaultRequestTimeout,
+		AdobeMaxAttempts:        flowservice.DefaultRetryPolicy.MaxAttempts,
+		MetricsAddr:             ":8443",
+		SecureMetrics:           true,
+		ProbeAddr:               ":8081",
+		LeaderElectionID:        "capillary-operator.sources.aepoperator.dev",
+		LeaseDuration:           15 * time.Second,
+		RenewDeadline:           10 * time.Second,
+		RetryPeriod:             2 * time.Second,
+	}
+}
+
+// BindFlags registers the operator's flags on fs, with o's values (and the
+// endpoint environment variables) as defaults.
+func (o *Options) BindFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.IMSURL, "ims-url", envOr(EnvIMSURL, o.IMSURL), "Adobe IMS base URL; tokens come from {ims-url}/ims/token/v3 [$"+EnvIMSURL+"]")
+	fs.StringVar(&o.PlatformURL, "platform-url", envOr(EnvPlatformURL, o.PlatformURL), "Adobe Platform gateway; Flow Service is {platform-url}/data/foundation/flowservice [$"+EnvPlatformURL+"]")
+	fs.StringVar(&o.IMSScopes, "ims-scopes", o.IMSScopes, "comma-separated OAuth scopes requested from IMS")
+	fs.BoolVar(&o.AllowInsecureEndpoints, "allow-insecure-endpoints", o.AllowInsecureEndpoints, "allow http:// Adobe endpoints on loopback (the local emulator); never for real endpoints")
+	fs.DurationVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "how often a Ready source is checked for drift (jittered ±10%)")
+	fs.DurationVar(&o.StalledRetryInterval, "stalled-retry-interval", o.StalledRetryInterval, "how often a source stalled on a terminal error is retried without a change (jittered)")
+	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "number of CapillarySources reconciled in parallel")
+	fs.Float64Var(&o.AdobeQPS, "adobe-qps", o.AdobeQPS, "Adobe Platform requests per second, per org (token bucket)")
+	fs.IntVar(&o.AdobeBurst, "adobe-burst", o.AdobeBurst, "burst of the per-org token bucket")
+	fs.DurationVar(&o.AdobeTimeout, "adobe-timeout", o.AdobeTimeout, "timeout of one Adobe request")
+	fs.IntVar(&o.AdobeMaxAttempts, "adobe-max-attempts", o.AdobeMaxAttempts, "tries of one Adobe request on transient errors (1 = no retry)")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the metrics endpoint; 0 disables it")
+	fs.BoolVar(&o.SecureMetrics, "metrics-secure", o.SecureMetrics, "serve metrics over HTTPS with Kubernetes authentication and authorization")
+	fs.StringVar(&o.ProbeAddr, "health-probe-bind-address", o.ProbeAddr, "address of the /healthz and /readyz endpoints")
+	fs.BoolVar(&o.LeaderElect, "leader-elect", o.LeaderElect, "elect a leader so only one replica acts")
+	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election Lease")
+	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the Lease (default: the pod's namespace)")
+	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a lease holds without renewal")
+	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces to watch (default: all)")
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// Validate checks the endpoints: HTTPS for anything real; plain HTTP only on
+// loopback and only when explicitly allowed.
+func (o *Options) Validate() error {
+	var errs []error
+	for name, raw := range map[string]string{"--ims-url": o.IMSURL, "--platform-url": o.PlatformURL} {
+		if err := checkEndpoint(raw, o.AllowInsecureEndpoints); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if o.ResyncInterval < time.Minute/6 {
+		errs = append(errs, errors.New("--resync-interval must be at least 10s"))
+	}
+	if o.MaxConcurrentReconciles < 1 {
+		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
+	}
+	if o.AdobeQPS <= 0 || o.AdobeBurst < 1 {
+		errs = append(errs, errors.New("--adobe-qps must be positive and --adobe-burst at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+func checkEndpoint(raw string, allowInsecure bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute URL", raw)
+	}
+	if u.User != nil || u.RawQuery != "" {
+		return fmt.Errorf("%q must not carry credentials or a query", raw)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if !allowInsecure {
+			return fmt.Errorf("%q is plain HTTP; use HTTPS (plain HTTP is only for a loopback emulator, with --allow-insecure-endpoints)", raw)
+		}
+		host := u.Hostname()
+		if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+			return nil
+		}
+		return fmt.Errorf("%q is plain HTTP to a non-loopback host", raw)
+	}
+	return fmt.Errorf("%q: scheme must be https", raw)
+}
+
+// Scheme holds the types the operator reads and writes.
+func Scheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	if err := v1alpha1.AddToScheme(s); err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// New builds a manager with the CapillarySource controller registered.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	httpClient := o.HTTPClient
+	if httpClient == nil {
+		httpClient = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	}
+
+	metricsOpts := metricsserver.Options{BindAddress: o.MetricsAddr, SecureServing: o.SecureMetrics}
+	if o.SecureMetrics && o.MetricsAddr != "0" {
+		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
+	}
+	cacheOpts := cache.Options{}
+	if ns := splitList(o.WatchNamespaces); len(ns) > 0 {
+		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
+		for _, n := range ns {
+			cacheOpts.DefaultNamespaces[n] = cache.Config{}
+		}
+	}
+	leaseDuration, renewDeadline, retryPeriod := o.LeaseDuration, o.RenewDeadline, o.RetryPeriod
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        Scheme(),
+		Metrics:                       metricsOpts,
+		HealthProbeBindAddress:        o.ProbeAddr,
+		LeaderElection:                o.LeaderElect,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		RetryPeriod:                   &retryPeriod,
+		Cache:                         cacheOpts,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create manager: %w", err)
+	}
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return nil, fmt.Errorf("add ready check: %w", err)
+	}
+
+	tokens := ims.NewCache(ims.WithHTTPClient(httpClient), ims.WithTimeout(o.AdobeTimeout)).Source(o.IMSURL, splitList(o.IMSScopes)...)
+	retry := flowservice.DefaultRetryPolicy
+	retry.MaxAttempts = max(o.AdobeMaxAttempts, 1)
+	fs, err := flowservice.New(
+		flowservice.WithBaseURL(o.PlatformURL),
+		flowservice.WithHTTPClient(httpClient),
+		flowservice.WithTokenSource(tokens),
+		flowservice.WithRequestTimeout(o.AdobeTimeout),
+		flowservice.WithRetryPolicy(retry),
+		flowservice.WithRateLimit(o.AdobeQPS, o.AdobeBurst),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("create Adobe client: %w", err)
+	}
+	r := &controllers.CapillarySourceReconciler{
+		Client:                  mgr.GetClient(),
+		APIReader:               mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("capillary-operator"),
+		Adobe:                   controllers.FlowServiceConnector{Client: fs, Tokens: tokens},
+		ResyncInterval:          o.ResyncInterval,
+		StalledRetryInterval:    o.StalledRetryInterval,
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+	}
+	if err := r.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up CapillarySource controller: %w", err)
+	}
+	return mgr, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1 "k8s.io/api/core/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -68,7 +68,9 @@ func (s *scope) ok(condType, message string) {
 	s.set(condType, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, message)
 }
 
-func (s *scope) remove(condType string) { meta.RemoveStatusCondition(&s.cs.Status.Conditions, condType) }
+func (s *scope) remove(condType string) {
+	meta.RemoveStatusCondition(&s.cs.Status.Conditions, condType)
+}
 
 // reconcileRequested says whether the manual trigger annotation carries a
 // token not handled yet.

@@ -8,8 +8,8 @@ import (
 
 // Kinds of Adobe object, as they appear in names, events and conditions.
 const (
-	kindSource  = "source"
-	kindTarget  = "target"
+	kindSource   = "source"
+	kindTarget   = "target"
 	kindDataflow = "dataflow"
 )
 

@@ -179,7 +179,12 @@ func (r *CapillarySourceReconciler) ensureFlowState(ctx context.Context, s *scop
 		return nil
 	}
 	if err := adobe.FlowAction(ctx, flow.ID, action); err != nil {
-		return classify(v1alpha1.ConditionDataflowReady, string(action)+" the dataflow", err)
+		// A retried action whose first answer was lost finds the flow already
+		// in the wanted state (FLOW-1422-400): read it to tell that apart.
+		fresh, gerr := adobe.GetFlow(ctx, flow.ID)
+		if gerr != nil || fresh.State != want {
+			return classify(v1alpha1.ConditionDataflowReady, string(action)+" the dataflow", err)
+		}
 	}
 	reason := "Resumed"
 	if cs.Spec.Suspend {

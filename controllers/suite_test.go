@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -52,7 +53,14 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = env.Stop() }()
-	return m.Run()
+	code := m.Run()
+	if code == 0 {
+		if err := scanForSecrets(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			return 1
+		}
+	}
+	return code
 }
 
 // specsAvailable: Adobe's OpenAPI specs validate every request the operator
@@ -68,6 +76,7 @@ func startOperator(t *testing.T, mutate ...func(*manager.Options)) *localenv.Man
 	o.ResyncInterval = time.Hour
 	o.AdobeQPS = 1000
 	o.AdobeBurst = 1000
+	o.HTTPClient = &http.Client{Transport: tokenRecorder}
 	for _, f := range mutate {
 		f(&o)
 	}

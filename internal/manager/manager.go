@@ -48,6 +48,8 @@ type Options struct {
 
 	ResyncInterval          time.Duration
 	StalledRetryInterval    time.Duration
+	RetryBaseDelay          time.Duration
+	RetryMaxDelay           time.Duration
 	MaxConcurrentReconciles int
 	AdobeQPS                float64
 	AdobeBurst              int
@@ -63,7 +65,11 @@ type Options struct {
 	LeaseDuration           time.Duration
 	RenewDeadline           time.Duration
 	RetryPeriod             time.Duration
-	WatchNamespaces         string
+	// LeaderElectionReleaseOnCancel gives the lease up on a clean shutdown so
+	// a standby takes over at once; off, the standby waits for the lease to
+	// run out, as after a crash (the HA drill uses that).
+	LeaderElectionReleaseOnCancel bool
+	WatchNamespaces               string
 
 	// HTTPClient, when set, carries all Adobe traffic (tests).
 	HTTPClient *http.Client
@@ -79,6 +85,10 @@ func Defaults() Options {
 		IMSScopes:               ims.DefaultScopes,
 		ResyncInterval:          controllers.DefaultResyncInterval,
 		StalledRetryInterval:    controllers.DefaultStalledRetryInterval,
+		RetryBaseDelay:          controllers.DefaultRetryBaseDelay,
+		RetryMaxDelay:           controllers.DefaultRetryMaxDelay,
+		RetryBaseDelay:          controllers.DefaultRetryBaseDelay,
+		RetryMaxDelay:           controllers.DefaultRetryMaxDelay,
 		MaxConcurrentReconciles: 4,
 		AdobeQPS:                flowservice.DefaultQPS,
 		AdobeBurst:              flowservice.DefaultBurst,
@@ -91,6 +101,8 @@ func Defaults() Options {
 		LeaseDuration:           15 * time.Second,
 		RenewDeadline:           10 * time.Second,
 		RetryPeriod:             2 * time.Second,
+
+		LeaderElectionReleaseOnCancel: true,
 	}
 }
 
@@ -103,6 +115,10 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.AllowInsecureEndpoints, "allow-insecure-endpoints", o.AllowInsecureEndpoints, "allow http:// Adobe endpoints on loopback (the local emulator); never for real endpoints")
 	fs.DurationVar(&o.ResyncInterval, "resync-interval", o.ResyncInterval, "how often a Ready source is checked for drift (jittered ±10%)")
 	fs.DurationVar(&o.StalledRetryInterval, "stalled-retry-interval", o.StalledRetryInterval, "how often a source stalled on a terminal error is retried without a change (jittered)")
+	fs.DurationVar(&o.RetryBaseDelay, "retry-base-delay", o.RetryBaseDelay, "first backoff after a transient failure; doubles per failure (jittered)")
+	fs.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay, "longest backoff after transient failures")
+	fs.DurationVar(&o.RetryBaseDelay, "retry-base-delay", o.RetryBaseDelay, "first backoff of a source after a transient failure; doubles per failure in a row (jittered ±20%)")
+	fs.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay, "longest backoff of a source after transient failures")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "number of CapillarySources reconciled in parallel")
 	fs.Float64Var(&o.AdobeQPS, "adobe-qps", o.AdobeQPS, "Adobe Platform requests per second, per org (token bucket)")
 	fs.IntVar(&o.AdobeBurst, "adobe-burst", o.AdobeBurst, "burst of the per-org token bucket")
@@ -115,6 +131,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.LeaderElectionID, "leader-election-id", o.LeaderElectionID, "name of the leader election Lease")
 	fs.StringVar(&o.LeaderElectionNamespace, "leader-election-namespace", o.LeaderElectionNamespace, "namespace of the Lease (default: the pod's namespace)")
 	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a lease holds without renewal")
+	fs.BoolVar(&o.LeaderElectionReleaseOnCancel, "leader-election-release-on-cancel", o.LeaderElectionReleaseOnCancel, "give the lease up on shutdown so a standby takes over at once")
 	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces to watch (default: all)")
 }
 
@@ -136,6 +153,9 @@ func (o *Options) Validate() error {
 	}
 	if o.ResyncInterval < time.Minute/6 {
 		errs = append(errs, errors.New("--resync-interval must be at least 10s"))
+	}
+	if o.RetryBaseDelay < 0 || o.RetryMaxDelay < o.RetryBaseDelay {
+		errs = append(errs, errors.New("--retry-base-delay must not be negative and --retry-max-delay not below it"))
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
@@ -211,7 +231,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		LeaderElection:                o.LeaderElect,
 		LeaderElectionID:              o.LeaderElectionID,
 		LeaderElectionNamespace:       o.LeaderElectionNamespace,
-		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionReleaseOnCancel: o.LeaderElectionReleaseOnCancel,
 		LeaseDuration:                 &leaseDuration,
 		RenewDeadline:                 &renewDeadline,
 		RetryPeriod:                   &retryPeriod,
@@ -249,6 +269,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Adobe:                   controllers.FlowServiceConnector{Client: fs, Tokens: tokens},
 		ResyncInterval:          o.ResyncInterval,
 		StalledRetryInterval:    o.StalledRetryInterval,
+		RetryBaseDelay:          o.RetryBaseDelay,
+		RetryMaxDelay:           o.RetryMaxDelay,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {

@@ -1,0 +1,402 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"sigs.k8s.io/cli-utils/pkg/kstatus/status"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/manager"
+)
+
+func setFaults(t *testing.T, f emulator.Faults) {
+	t.Helper()
+	if err := env.Emulator.SetFaults(f); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Emulator.SetFaults(emulator.Faults{}) })
+}
+
+func assertOneOfEach(t *testing.T, cs *v1alpha1.CapillarySource) {
+	t.Helper()
+	for _, kind := range []emulator.Kind{emulator.KindSourceConnection, emulator.KindTargetConnection, emulator.KindFlow} {
+		if n := len(objectsOf(kind, cs)); n != 1 {
+			t.Errorf("%d %s objects in Adobe for %s, want exactly 1", n, kind, cs.Name)
+		}
+	}
+}
+
+// A create whose response is lost (committed, then answered 500) must not
+// leave a duplicate: the next pass finds the object by its name.
+func TestLostCreateResponsesLeaveNoDuplicates(t *testing.T) {
+	setFaults(t, emulator.Faults{Seed: 1, RateLostResponse: 1, Operations: []string{
+		emulator.OpSourceConnectionsCreate, emulator.OpTargetConnectionsCreate, emulator.OpFlowsCreate,
+	}})
+	startOperator(t, fastRetries)
+	ns := newNamespace(t)
+	cs := newSource(ns, "lossy")
+	create(t, cs)
+	got := waitFor(t, cs, "Ready", isReady)
+	assertOneOfEach(t, got)
+	calls := env.Emulator.Calls()
+	for _, op := range []string{emulator.OpSourceConnectionsCreate, emulator.OpTargetConnectionsCreate, emulator.OpFlowsCreate} {
+		if calls.OpStatus(op, 500) == 0 {
+			t.Errorf("no lost response was injected on %s", op)
+		}
+	}
+	if got.Status.DataflowID != objectsOf(emulator.KindFlow, got)[0].ID {
+		t.Errorf("status.dataflowId %s is not the flow in Adobe", got.Status.DataflowID)
+	}
+}
+
+// An operator stopped between creates resumes where it was, without duplicates.
+func TestRestartMidChainResumes(t *testing.T) {
+	ns := newNamespace(t)
+	// Make the dataflow create fail for now, so the chain stops after the
+	// connections and the mapping set.
+	setFaults(t, emulator.Faults{Seed: 2, Rate503: 1, RetryAfter: time.Second, Operations: []string{emulator.OpFlowsCreate}})
+	m := startOperator(t, fastRetries)
+	cs := newSource(ns, "resume")
+	create(t, cs)
+	mid := waitFor(t, cs, "half-created", func(c *v1alpha1.CapillarySource) bool {
+		return c.Status.TargetConnectionID != "" && c.Status.MappingSetID != ""
+	})
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	_ = env.Emulator.SetFaults(emulator.Faults{})
+	startOperator(t, fastRetries)
+	got := waitFor(t, cs, "Ready", isReady)
+	assertOneOfEach(t, got)
+	if got.Status.SourceConnectionID != mid.Status.SourceConnectionID || got.Status.TargetConnectionID != mid.Status.TargetConnectionID {
+		t.Errorf("connections changed across the restart: %s/%s then %s/%s", mid.Status.SourceConnectionID, mid.Status.TargetConnectionID, got.Status.SourceConnectionID, got.Status.TargetConnectionID)
+	}
+}
+
+func TestSuspendAndResume(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	cs := newSource(ns, "suspend")
+	cs.Spec.Suspend = true
+	create(t, cs)
+	got := waitFor(t, cs, "Ready and suspended", func(c *v1alpha1.CapillarySource) bool {
+		return isReady(c) && c.Status.DataflowState == "disabled"
+	})
+	if r := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Reason; r != v1alpha1.ReasonSuspended {
+		t.Errorf("Ready reason = %s, want %s", r, v1alpha1.ReasonSuspended)
+	}
+	if s := flowState(t, got); s != "disabled" {
+		t.Errorf("flow state in Adobe = %s, want disabled", s)
+	}
+	update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.Suspend = false })
+	got = waitFor(t, cs, "resumed", func(c *v1alpha1.CapillarySource) bool {
+		return isReady(c) && c.Status.DataflowState == "enabled"
+	})
+	if s := flowState(t, got); s != "enabled" {
+		t.Errorf("flow state in Adobe = %s, want enabled", s)
+	}
+}
+
+func flowState(t *testing.T, cs *v1alpha1.CapillarySource) string {
+	t.Helper()
+	for _, o := range env.Emulator.Objects().Of(emulator.KindFlow) {
+		if o.ID == cs.Status.DataflowID {
+			return o.State()
+		}
+	}
+	t.Fatalf("flow %s not in Adobe", cs.Status.DataflowID)
+	return ""
+}
+
+func requestReconcile(t *testing.T, cs *v1alpha1.CapillarySource, token string) {
+	t.Helper()
+	update(t, cs, func(c *v1alpha1.CapillarySource) {
+		if c.Annotations == nil {
+			c.Annotations = map[string]string{}
+		}
+		c.Annotations[v1alpha1.ReconcileRequestAnnotation] = token
+	})
+}
+
+// Drift is corrected: a dataflow deleted in Adobe comes back; a dataflow
+// disabled in Adobe is enabled again; a renamed one gets its name back.
+func TestDriftIsCorrected(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	cs := newSource(ns, "drift")
+	create(t, cs)
+	first := waitFor(t, cs, "Ready", isReady)
+
+	env.Emulator.Modify(emulator.KindFlow, first.Status.DataflowID, func(doc map[string]any) {
+		doc["state"] = "disabled"
+		doc["name"] = "renamed by hand"
+	})
+	requestReconcile(t, cs, "state-drift")
+	waitFor(t, cs, "handled", func(c *v1alpha1.CapillarySource) bool { return c.Status.LastHandledReconcileAt == "state-drift" })
+	if s := flowState(t, first); s != "enabled" {
+		t.Errorf("flow state after correction = %s, want enabled", s)
+	}
+	if n := objectsOf(emulator.KindFlow, first); len(n) != 1 || !strings.HasSuffix(n[0].Name(), "-dataflow") {
+		t.Errorf("flow name not restored: %+v", n)
+	}
+
+	env.Emulator.Vanish(emulator.KindFlow, first.Status.DataflowID)
+	requestReconcile(t, cs, "deleted")
+	got := waitFor(t, cs, "Ready with a new dataflow", func(c *v1alpha1.CapillarySource) bool {
+		return isReady(c) && c.Status.LastHandledReconcileAt == "deleted" && c.Status.DataflowID != first.Status.DataflowID
+	})
+	assertOneOfEach(t, got)
+	if got.Status.SourceConnectionID != first.Status.SourceConnectionID {
+		t.Errorf("source connection was replaced although it still existed")
+	}
+}
+
+// Mapping changes update the mapping set (a new version) and the dataflow.
+func TestMappingChangeUpdatesInPlace(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	cs := newSource(ns, "mapping")
+	create(t, cs)
+	first := waitFor(t, cs, "Ready", isReady)
+	update(t, cs, func(c *v1alpha1.CapillarySource) {
+		c.Spec.Mappings = append(c.Spec.Mappings, v1alpha1.Mapping{SourceAttribute: "loyalty.tier", DestinationXdmPath: "loyalty.tier"})
+	})
+	got := waitFor(t, cs, "Ready with the new mapping", func(c *v1alpha1.CapillarySource) bool {
+		return isReady(c) && c.Status.MappingSetVersion > first.Status.MappingSetVersion
+	})
+	if got.Status.MappingSetID != first.Status.MappingSetID || got.Status.DataflowID != first.Status.DataflowID {
+		t.Errorf("mapping set or dataflow replaced, want updated in place")
+	}
+	flow := objectsOf(emulator.KindFlow, got)[0]
+	tr, _ := flow.Field("transformations").([]any)
+	if len(tr) != 1 || fmt.Sprint(tr[0].(map[string]any)["params"].(map[string]any)["mappingVersion"]) != fmt.Sprint(got.Status.MappingSetVersion) {
+		t.Errorf("flow transformations = %v, want mapping version %d", tr, got.Status.MappingSetVersion)
+	}
+}
+
+// A Secret created after the resource, and a rotated Secret, take effect
+// without touching the resource.
+func TestSecretLateAndRotated(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	cs := newSource(ns, "late")
+	cs.Spec.CredentialsSecretRef.Name = "late-secret"
+	create(t, cs)
+	stalled := waitFor(t, cs, "stalled on the missing Secret", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonSecretNotFound))
+	if msg := meta.FindStatusCondition(stalled.Status.Conditions, v1alpha1.ConditionReady).Message; !strings.Contains(msg, ns+"/late-secret") {
+		t.Errorf("message %q does not name the Secret", msg)
+	}
+	if stalled.Status.ObservedGeneration != stalled.Generation {
+		t.Errorf("observedGeneration = %d on a Stalled resource, want %d", stalled.Status.ObservedGeneration, stalled.Generation)
+	}
+	createSecret(t, ns, "late-secret", clientID, "wrong-secret-value")
+	waitFor(t, cs, "stalled on bad credentials", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
+
+	// Rotation: the right value arrives in the same Secret.
+	sec := &corev1.Secret{}
+	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "late-secret"}, sec); err != nil {
+		t.Fatal(err)
+	}
+	sec.Data["clientSecret"] = []byte(clientSecret)
+	if err := env.Client.Update(context.Background(), sec); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, cs, "Ready after rotation", isReady)
+}
+
+// Bad credentials stall the resource without a hot loop: token requests stay
+// bounded while nothing changes.
+func TestBadCredentialsStallWithoutHotLoop(t *testing.T) {
+	startOperator(t, fastRetries)
+	ns := newNamespace(t)
+	createSecret(t, ns, "bad", "unknown-client", "nope")
+	cs := newSource(ns, "bad-creds")
+	cs.Spec.CredentialsSecretRef.Name = "bad"
+	env.Emulator.ResetCalls()
+	create(t, cs)
+	got := waitFor(t, cs, "stalled", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
+	time.Sleep(3 * time.Second)
+	if n := env.Emulator.Calls().Client("unknown-client"); n > 2 {
+		t.Errorf("%d IMS requests for a refused credential within seconds, want at most 2 (no hot loop)", n)
+	}
+	ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
+	if ready.Status != "False" || ready.Reason != v1alpha1.ReasonInvalidCredentials {
+		t.Errorf("Ready = %s/%s, want False/%s", ready.Status, ready.Reason, v1alpha1.ReasonInvalidCredentials)
+	}
+	if meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReconciling) != nil {
+		t.Errorf("Reconciling present on a Stalled resource")
+	}
+}
+
+func TestDeletionPolicies(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	for _, policy := range []v1alpha1.DeletionPolicy{v1alpha1.DeletionPolicyDelete, v1alpha1.DeletionPolicyOrphan} {
+		t.Run(string(policy), func(t *testing.T) {
+			cs := newSource(ns, "del-"+strings.ToLower(string(policy)))
+			cs.Spec.DeletionPolicy = policy
+			create(t, cs)
+			got := waitFor(t, cs, "Ready", isReady)
+			if err := env.Client.Delete(context.Background(), got); err != nil {
+				t.Fatal(err)
+			}
+			waitGone(t, got)
+			want := 0
+			if policy == v1alpha1.DeletionPolicyOrphan {
+				want = 1
+			}
+			for _, kind := range []emulator.Kind{emulator.KindSourceConnection, emulator.KindTargetConnection, emulator.KindFlow} {
+				if n := len(objectsOf(kind, got)); n != want {
+					t.Errorf("%d %s left in Adobe, want %d", n, kind, want)
+				}
+			}
+		})
+	}
+}
+
+// Deleting with the credentials gone does not hang silently: the condition
+// says what to do, and switching to Orphan lets the resource go.
+func TestDeleteWithoutCredentialsSaysWhatToDo(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	createSecret(t, ns, "temp", clientID, clientSecret)
+	cs := newSource(ns, "orphan-me")
+	cs.Spec.CredentialsSecretRef.Name = "temp"
+	create(t, cs)
+	got := waitFor(t, cs, "Ready", isReady)
+	if err := env.Client.Delete(context.Background(), &corev1.Secret{ObjectMeta: metaOf(ns, "temp")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Delete(context.Background(), got); err != nil {
+		t.Fatal(err)
+	}
+	blocked := waitFor(t, cs, "delete blocked", reasonIs(v1alpha1.ConditionReady, v1alpha1.ReasonDeleteBlocked))
+	msg := meta.FindStatusCondition(blocked.Status.Conditions, v1alpha1.ConditionReady).Message
+	if !strings.Contains(msg, "deletionPolicy: Orphan") || !strings.Contains(msg, ns+"/temp") {
+		t.Errorf("message %q does not give the way out", msg)
+	}
+	update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	waitGone(t, got)
+}
+
+func TestAdoptExistingDataflow(t *testing.T) {
+	m := startOperator(t)
+	ns := newNamespace(t)
+	// Make a dataflow the way someone else would: through another resource
+	// with policy Orphan, then delete that resource.
+	orig := newSource(ns, "original")
+	orig.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
+	create(t, orig)
+	made := waitFor(t, orig, "Ready", isReady)
+	if err := env.Client.Delete(context.Background(), made); err != nil {
+		t.Fatal(err)
+	}
+	waitGone(t, made)
+	_ = m
+
+	// A mismatching spec is refused with a clear condition.
+	bad := newSource(ns, "adopter-bad")
+	bad.Spec.Target.DatasetID = "someotherdataset"
+	bad.Annotations = map[string]string{v1alpha1.AdoptDataflowAnnotation: made.Status.DataflowID}
+	create(t, bad)
+	waitFor(t, bad, "adoption refused", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonAdoptionMismatch))
+
+	good := newSource(ns, "adopter")
+	good.Annotations = map[string]string{v1alpha1.AdoptDataflowAnnotation: made.Status.DataflowID}
+	create(t, good)
+	got := waitFor(t, good, "Ready", isReady)
+	if got.Status.DataflowID != made.Status.DataflowID || got.Status.SourceConnectionID != made.Status.SourceConnectionID || got.Status.TargetConnectionID != made.Status.TargetConnectionID {
+		t.Errorf("adopted IDs %+v, want those of %+v", got.Status, made.Status)
+	}
+	if n := len(objectsOf(emulator.KindFlow, got)); n != 0 {
+		t.Errorf("%d new dataflows were created for the adopter, want 0", n)
+	}
+	if n := len(objectsOf(emulator.KindFlow, made)); n != 1 {
+		t.Errorf("%d dataflows of the original in Adobe, want the 1 adopted", n)
+	}
+}
+
+func TestManualTriggerIsRecorded(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	cs := newSource(ns, "trigger")
+	create(t, cs)
+	waitFor(t, cs, "Ready", isReady)
+	env.Emulator.ResetCalls()
+	requestReconcile(t, cs, "2026-11-28T12:00:00Z")
+	got := waitFor(t, cs, "handled", func(c *v1alpha1.CapillarySource) bool {
+		return c.Status.LastHandledReconcileAt == "2026-11-28T12:00:00Z"
+	})
+	if env.Emulator.Calls().Op(emulator.OpFlowsGet) == 0 {
+		t.Errorf("the manual trigger made no Adobe call")
+	}
+	if _, ok := got.Annotations[v1alpha1.ReconcileRequestAnnotation]; !ok {
+		t.Errorf("the operator removed the user's annotation")
+	}
+}
+
+// kstatus reads InProgress for a new resource, Current when Ready, and Failed
+// when Stalled.
+func TestKstatusVerdicts(t *testing.T) {
+	ns := newNamespace(t)
+	cs := newSource(ns, "kstatus")
+	create(t, cs)
+	if s := kstatus(t, get(t, cs)); s != status.InProgressStatus {
+		t.Errorf("new resource before the controller saw it: %s, want InProgress", s)
+	}
+	startOperator(t)
+	if s := kstatus(t, waitFor(t, cs, "Ready", isReady)); s != status.CurrentStatus {
+		t.Errorf("Ready resource: %s, want Current", s)
+	}
+	bad := newSource(ns, "kstatus-bad")
+	bad.Spec.CredentialsSecretRef.Name = "missing"
+	create(t, bad)
+	if s := kstatus(t, waitFor(t, bad, "stalled", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonSecretNotFound))); s != status.FailedStatus {
+		t.Errorf("Stalled resource: %s, want Failed", s)
+	}
+}
+
+func kstatus(t *testing.T, cs *v1alpha1.CapillarySource) status.Status {
+	t.Helper()
+	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := status.Compute(&unstructured.Unstructured{Object: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Status
+}
+
+func waitGone(t *testing.T, cs *v1alpha1.CapillarySource) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), &v1alpha1.CapillarySource{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s/%s was never deleted; status: %+v", cs.Namespace, cs.Name, get(t, cs).Status)
+}
+
+func metaOf(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }
+
+func fastRetries(o *manager.Options) {
+	o.RetryBaseDelay = 200 * time.Millisecond
+	o.AdobeMaxAttempts = 1
+}

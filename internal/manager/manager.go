@@ -87,8 +87,6 @@ func Defaults() Options {
 		StalledRetryInterval:    controllers.DefaultStalledRetryInterval,
 		RetryBaseDelay:          controllers.DefaultRetryBaseDelay,
 		RetryMaxDelay:           controllers.DefaultRetryMaxDelay,
-		RetryBaseDelay:          controllers.DefaultRetryBaseDelay,
-		RetryMaxDelay:           controllers.DefaultRetryMaxDelay,
 		MaxConcurrentReconciles: 4,
 		AdobeQPS:                flowservice.DefaultQPS,
 		AdobeBurst:              flowservice.DefaultBurst,
@@ -117,8 +115,6 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.StalledRetryInterval, "stalled-retry-interval", o.StalledRetryInterval, "how often a source stalled on a terminal error is retried without a change (jittered)")
 	fs.DurationVar(&o.RetryBaseDelay, "retry-base-delay", o.RetryBaseDelay, "first backoff after a transient failure; doubles per failure (jittered)")
 	fs.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay, "longest backoff after transient failures")
-	fs.DurationVar(&o.RetryBaseDelay, "retry-base-delay", o.RetryBaseDelay, "first backoff of a source after a transient failure; doubles per failure in a row (jittered ±20%)")
-	fs.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay, "longest backoff of a source after transient failures")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "number of CapillarySources reconciled in parallel")
 	fs.Float64Var(&o.AdobeQPS, "adobe-qps", o.AdobeQPS, "Adobe Platform requests per second, per org (token bucket)")
 	fs.IntVar(&o.AdobeBurst, "adobe-burst", o.AdobeBurst, "burst of the per-org token bucket")

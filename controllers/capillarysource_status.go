@@ -92,6 +92,9 @@ func (s *scope) backoffRemaining(delay func(int32) time.Duration) time.Duration 
 	}
 	rc := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReconciling)
 	if rc == nil || rc.ObservedGeneration != s.cs.Generation {
+		// The failures were counted against an older spec: start afresh.
+		s.cs.Status.Failures = 0
+		s.cs.Status.LastFailureTime = nil
 		return 0
 	}
 	// Measured with the shortest jittered delay, so the requeue that finish

@@ -32,12 +32,8 @@ var (
 	}, []string{"kind"})
 )
 
-var registerOnce sync.Once
-
 func init() {
-	registerOnce.Do(func() {
-		metrics.Registry.MustRegister(sourceCondition, timeToReady, driftCorrections)
-	})
+	metrics.Registry.MustRegister(sourceCondition, timeToReady, driftCorrections)
 }
 
 // readySeries remembers the label set last exported per resource, so a

@@ -67,13 +67,9 @@ func isBlocked(cs *v1alpha1.CapillarySource) bool {
 
 func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *scope) error {
 	cs := s.cs
-	creds, err := r.credentials(ctx, cs)
+	adobe, err := r.connect(ctx, cs)
 	if err != nil {
 		return err
-	}
-	adobe := r.Adobe.Connect(creds)
-	if err := adobe.CheckCredentials(ctx); err != nil {
-		return classify(v1alpha1.ConditionCredentialsReady, "issue a token", err)
 	}
 	// Objects whose create response was lost are not in status: when a
 	// create may have happened (status was written), find them by name.

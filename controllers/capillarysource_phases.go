@@ -24,14 +24,9 @@ var errFlowGone = errors.New("dataflow gone")
 func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scope) error {
 	cs := s.cs
 
-	// Credentials from the Secret, and a token from IMS.
-	creds, err := r.credentials(ctx, cs)
+	adobe, err := r.connect(ctx, cs)
 	if err != nil {
 		return err
-	}
-	adobe := r.Adobe.Connect(creds)
-	if err := adobe.CheckCredentials(ctx); err != nil {
-		return classify(v1alpha1.ConditionCredentialsReady, "issue a token", err)
 	}
 	s.ok(v1alpha1.ConditionCredentialsReady, fmt.Sprintf("Adobe IMS issued a token for the credential in Secret %s/%s", cs.Namespace, cs.Spec.CredentialsSecretRef.Name))
 
@@ -58,6 +53,19 @@ func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scop
 		err = r.reconcileChain(ctx, s, adobe, true, true)
 	}
 	return err
+}
+
+// connect reads the credentials from the Secret and gets a token from IMS.
+func (r *CapillarySourceReconciler) connect(ctx context.Context, cs *v1alpha1.CapillarySource) (Adobe, error) {
+	creds, err := r.credentials(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	adobe := r.Adobe.Connect(creds)
+	if err := adobe.CheckCredentials(ctx); err != nil {
+		return nil, classify(v1alpha1.ConditionCredentialsReady, "issue a token", err)
+	}
+	return adobe, nil
 }
 
 func (r *CapillarySourceReconciler) reconcileChain(ctx context.Context, s *scope, adobe Adobe, full, lookup bool) error {

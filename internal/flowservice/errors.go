@@ -129,6 +129,8 @@ func parseError(status int, header http.Header, body []byte, now time.Time) *Err
 	if e.Title == "" && e.Detail == "" && e.Code == "" {
 		e.Detail = snippet(body)
 	}
+	e.Code = truncate(e.Code)
+	e.RequestID = truncate(e.RequestID)
 	e.Title = truncate(e.Title)
 	e.Detail = truncate(e.Detail)
 	return e

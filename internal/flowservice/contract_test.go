@@ -112,7 +112,7 @@ func TestContract(t *testing.T) {
 			return err
 		}},
 		{OpListFlowSpecs, func() error {
-			_, err := c.ListFlowSpecs(ctx, s, "sourceConnectionSpecIds=="+capillarySpecID)
+			_, err := c.ListFlowSpecs(ctx, s, "sourceConnectionSpecIds[]=="+capillarySpecID)
 			return err
 		}},
 		{OpCreateSourceConnection, func() error {

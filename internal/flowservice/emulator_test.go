@@ -35,7 +35,7 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 	if !spec.Attributes.IsSource {
 		t.Errorf("connection spec %s is not a source", spec.ID)
 	}
-	flowSpecs, err := c.ListFlowSpecs(ctx, s, "sourceConnectionSpecIds=="+spec.ID)
+	flowSpecs, err := c.ListFlowSpecs(ctx, s, "sourceConnectionSpecIds[]=="+spec.ID)
 	must("list flow specs", err)
 	flowSpecID := ""
 	for _, fs := range flowSpecs {

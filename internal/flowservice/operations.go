@@ -165,7 +165,7 @@ func (c *Client) GetFlowSpec(ctx context.Context, s Scope, id string) (*FlowSpec
 }
 
 // ListFlowSpecs lists flow specs matching the property filters, e.g.
-// "sourceConnectionSpecIds==6360f136-5980-4111-8bdf-15d29eab3b5a".
+// "sourceConnectionSpecIds[]==6360f136-5980-4111-8bdf-15d29eab3b5a".
 func (c *Client) ListFlowSpecs(ctx context.Context, s Scope, properties ...string) ([]FlowSpec, error) {
 	specs, err := list[FlowSpec](ctx, c, s, OpListFlowSpecs, pathFlowSpecs, properties)
 	if err != nil {

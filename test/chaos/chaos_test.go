@@ -1,0 +1,456 @@
+// Package chaos_test is the chaos drill: many CapillarySources converge while
+// the Adobe emulator fails, throttles, loses responses and drags, and the
+// operator is restarted at random moments. At the end nothing may be missing,
+// duplicated or leaked, and the calls made stay within a stated bound.
+//
+// `go test ./test/chaos` runs the short drill; CHAOS_FULL=1 (make test-chaos)
+// runs the full one. CHAOS_SEED=<n> replays the random choices of a run (the
+// restart moments, the policies and the emulator's fault sequence; the
+// interleaving of concurrent requests still varies).
+package chaos_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv"
+	"github.com/aepoperator/capillary-operator/internal/manager"
+	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
+)
+
+// drill is one chaos configuration.
+type drill struct {
+	name      string
+	resources int
+	// restarts happen at random moments while the resources converge; one
+	// more happens while they are being deleted.
+	restarts int
+	faults   emulator.Faults
+	// retryBase and retryMax are the operator's backoff after a failed pass.
+	retryBase, retryMax time.Duration
+	converge, drain     time.Duration
+}
+
+var (
+	// The short drill runs in `make test`: modest faults, a fast backoff.
+	short = drill{
+		name: "short", resources: 10, restarts: 1,
+		faults: emulator.Faults{
+			Rate503: 0.10, RetryAfter: time.Second, Rate429: 0.03, RateLostResponse: 0.05,
+			Latency: 2 * time.Millisecond, Jitter: 20 * time.Millisecond,
+		},
+		retryBase: 200 * time.Millisecond, retryMax: 5 * time.Second,
+		converge: 2 * time.Minute, drain: time.Minute,
+	}
+	// The full drill (CHAOS_FULL=1) is the issue's: 50 resources, 20% 503 with
+	// Retry-After, 5% 429, 10% lost responses after the commit, latency
+	// jitter, three restarts, and the operator's production backoff.
+	full = drill{
+		name: "full", resources: 50, restarts: 3,
+		faults: emulator.Faults{
+			Rate503: 0.20, RetryAfter: time.Second, Rate429: 0.05, RateLostResponse: 0.10,
+			Latency: 5 * time.Millisecond, Jitter: 100 * time.Millisecond,
+		},
+		retryBase: manager.Defaults().RetryBaseDelay, retryMax: manager.Defaults().RetryMaxDelay,
+		converge: 20 * time.Minute, drain: 10 * time.Minute,
+	}
+)
+
+// Call budget. A clean create costs at most 9 Adobe calls per resource
+// (token, connection spec, flow spec, three creates, a mapping set, the flow
+// read-back, an action) and a clean delete 5 (token, lookups, three deletes).
+// Each fault costs at most the client's retries of that call (4 tries) plus
+// one more pass over the chain with lookups by name (about 12 calls). With
+// the drill's fault rates that is well under 60 calls per resource; a retry
+// loop that ran away would blow through it. Each start of the operator may
+// also repeat the token and spec reads for every resource it finds
+// unfinished: budgeted at 3 calls per resource per restart.
+const (
+	callsPerResource           = 60
+	callsPerResourcePerRestart = 3
+)
+
+func (d drill) budget() int {
+	return d.resources*callsPerResource + d.resources*callsPerResourcePerRestart*(d.restarts+1)
+}
+
+func TestChaos(t *testing.T) {
+	d := short
+	if os.Getenv("CHAOS_FULL") == "1" {
+		d = full
+	}
+	seed := uint64(time.Now().UnixNano())
+	if s := os.Getenv("CHAOS_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("CHAOS_SEED: %v", err)
+		}
+	}
+	t.Logf("chaos drill %s, seed %d (replay with CHAOS_SEED=%d)", d.name, seed, seed)
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	ctx := context.Background()
+
+	ns := "chaos-" + d.name
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	secret := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "adobe"},
+		StringData: map[string]string{"clientId": clientID, "clientSecret": clientSecret},
+	}
+	if err := env.Client.Create(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+
+	faults := d.faults
+	faults.Seed = seed
+	if err := env.Emulator.SetFaults(faults); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = env.Emulator.SetFaults(emulator.Faults{}) })
+	env.Emulator.ResetCalls()
+
+	op := &operator{t: t, opts: operatorOptions(d)}
+	op.start()
+	t.Cleanup(op.stop)
+
+	// Half the resources orphan their Adobe objects on deletion; every fifth
+	// is suspended, so the disable path runs under faults too.
+	var sources []*v1alpha1.CapillarySource
+	orphan := map[types.UID]bool{}
+	for i := range d.resources {
+		cs := newSource(ns, fmt.Sprintf("src-%02d", i))
+		if rng.IntN(2) == 0 {
+			cs.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
+		}
+		cs.Spec.Suspend = i%5 == 4
+		if err := env.Client.Create(ctx, cs); err != nil {
+			t.Fatalf("create %s: %v", cs.Name, err)
+		}
+		if cs.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan {
+			orphan[cs.UID] = true
+		}
+		sources = append(sources, cs)
+	}
+	start := time.Now()
+
+	// Restarts at random moments mid-convergence: each when the number of
+	// Ready resources reaches a random threshold below the total, alternating
+	// how lost responses are lost (answered 500, or the connection dropped).
+	thresholds := make([]int, d.restarts)
+	for i := range thresholds {
+		thresholds[i] = rng.IntN(max(d.resources*7/10, 1))
+	}
+	slices.Sort(thresholds)
+	restartsMid := 0
+	deadline := start.Add(d.converge)
+	var list []v1alpha1.CapillarySource
+	for {
+		list = listSources(t, ns)
+		ready := countReady(list)
+		if ready == d.resources {
+			break
+		}
+		if restartsMid < len(thresholds) && ready >= thresholds[restartsMid] {
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			op.restart()
+			restartsMid++
+			if restartsMid%2 == 1 {
+				faults.LostMode = emulator.LostModeDrop
+			} else {
+				faults.LostMode = emulator.LostMode500
+			}
+			faults.Seed++
+			if err := env.Emulator.SetFaults(faults); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("restart %d of the operator with %d/%d Ready after %s", restartsMid, ready, d.resources, time.Since(start).Round(time.Millisecond))
+			continue
+		}
+		if time.Now().After(deadline) {
+			reportStuck(t, list)
+			t.Fatalf("%d/%d resources Ready after %s", ready, d.resources, d.converge)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	converged := time.Since(start)
+	if restartsMid != d.restarts {
+		t.Errorf("only %d of %d restarts happened before convergence", restartsMid, d.restarts)
+	}
+
+	// Invariants once converged.
+	snap := env.Emulator.Objects()
+	report := ownership.Check(snap, list, nil)
+	for _, p := range report.Problems {
+		t.Error(p)
+	}
+	for i := range list {
+		checkReady(t, &list[i], snap)
+	}
+	createCalls := env.Emulator.Calls()
+
+	// No background loop: a converged operator with an hour's resync makes at
+	// most one cheap check per resource (a requeue left over from a failure).
+	time.Sleep(3 * time.Second)
+	idle := env.Emulator.Calls().Total() - createCalls.Total()
+	if idle > d.resources {
+		t.Errorf("%d Adobe calls in 3s after convergence, want at most %d", idle, d.resources)
+	}
+
+	// Delete everything, restarting the operator once midway.
+	for _, cs := range sources {
+		if err := env.Client.Delete(ctx, cs); err != nil {
+			t.Fatalf("delete %s: %v", cs.Name, err)
+		}
+	}
+	delStart := time.Now()
+	restartedInDrain := false
+	for {
+		list = listSources(t, ns)
+		if len(list) == 0 {
+			break
+		}
+		if !restartedInDrain && len(list) <= d.resources*3/4 {
+			op.restart()
+			restartedInDrain = true
+			t.Logf("restart of the operator with %d/%d resources left to delete", len(list), d.resources)
+		}
+		if time.Since(delStart) > d.drain {
+			reportStuck(t, list)
+			t.Fatalf("%d resources not deleted after %s", len(list), d.drain)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	drained := time.Since(delStart)
+
+	// Delete policy: nothing left in Adobe; Orphan: everything left, once.
+	snap = env.Emulator.Objects()
+	ix := ownership.NewIndex(snap)
+	leaks, duplicates, lostOrphans := len(ix.Foreign), report.Duplicates, 0
+	for _, cs := range sources {
+		for _, kind := range ownership.Kinds {
+			n := len(ix.Of(cs.UID, kind))
+			switch {
+			case orphan[cs.UID] && n == 0:
+				lostOrphans++
+				t.Errorf("%s (deletionPolicy Orphan) lost its %s", cs.Name, kind)
+			case orphan[cs.UID] && n > 1:
+				duplicates += n - 1
+				t.Errorf("%s (deletionPolicy Orphan) left %d %s", cs.Name, n, kind)
+			case !orphan[cs.UID] && n > 0:
+				leaks += n
+				t.Errorf("%s (deletionPolicy Delete) left %d %s in Adobe", cs.Name, n, kind)
+			}
+		}
+	}
+	owned := map[types.UID]bool{}
+	for _, cs := range sources {
+		owned[cs.UID] = true
+	}
+	for _, uid := range ix.Owners() {
+		if !owned[uid] {
+			leaks++
+			t.Errorf("Adobe holds objects of an unknown resource %s", uid)
+		}
+	}
+	leaks += report.Leaks
+
+	calls := env.Emulator.Calls()
+	count := func(status int) int {
+		n := 0
+		for _, c := range calls.List() {
+			if c.Status == status {
+				n += c.Count
+			}
+		}
+		return n
+	}
+	f503, f429, f500, dropped := count(503), count(429), count(500), count(emulator.StatusDropped)
+	budget := d.budget()
+	if calls.Total() > budget {
+		t.Errorf("%d Adobe calls, over the budget of %d", calls.Total(), budget)
+	}
+	if f503 == 0 || f429 == 0 || f500+dropped == 0 {
+		t.Errorf("the drill injected too few faults to prove anything: 503=%d 429=%d lost=%d", f503, f429, f500+dropped)
+	}
+
+	fmt.Printf(`
+chaos drill %[1]s (seed %[2]d)
+  resources            %[3]d (%[4]d Delete, %[5]d Orphan, every fifth suspended)
+  fault rates          503+Retry-After %.0[6]f%%, 429 %.0[7]f%%, lost after commit %.0[8]f%%, latency %[9]s + jitter [0,%[10]s)
+  restarts             %[11]d mid-convergence, %[12]d mid-deletion
+  converged            in %[13]s; deleted in %[14]s
+  faults injected      %[15]d (503: %[16]d, 429: %[17]d, lost 500: %[18]d, lost dropped: %[19]d)
+  Adobe calls          %[20]d (create phase %[21]d, idle 3s %[22]d); budget %[23]d = %[3]d x %[24]d + %[3]d x %[25]d x %[26]d starts
+  duplicates found     %[27]d
+  leaks found          %[28]d
+  orphans kept         %[29]d of %[5]d resources x 3 objects (lost %[30]d)
+`,
+		d.name, seed, d.resources, d.resources-len(orphan), len(orphan),
+		100*d.faults.Rate503, 100*d.faults.Rate429, 100*d.faults.RateLostResponse, d.faults.Latency, d.faults.Jitter,
+		restartsMid, boolInt(restartedInDrain), converged.Round(time.Millisecond), drained.Round(time.Millisecond),
+		f503+f429+f500+dropped, f503, f429, f500, dropped,
+		calls.Total(), createCalls.Total(), idle, budget, callsPerResource, callsPerResourcePerRestart, d.restarts+1,
+		duplicates, leaks, 3*len(orphan)-lostOrphans, lostOrphans)
+	if duplicates != 0 || leaks != 0 {
+		t.Errorf("duplicates %d, leaks %d: want 0 and 0", duplicates, leaks)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func operatorOptions(d drill) manager.Options {
+	o := env.ManagerOptions()
+	o.HTTPClient = rec.Client()
+	o.ResyncInterval = time.Hour
+	// The per-org token bucket (5/s) would pace the drill into minutes; pacing
+	// is not what it tests.
+	o.AdobeQPS, o.AdobeBurst = 1000, 1000
+	o.RetryBaseDelay, o.RetryMaxDelay = d.retryBase, d.retryMax
+	return o
+}
+
+// operator is the manager under test, restartable.
+type operator struct {
+	t    *testing.T
+	opts manager.Options
+	m    *localenv.Manager
+}
+
+func (o *operator) start() {
+	o.t.Helper()
+	m, err := env.StartManager(o.opts)
+	if err != nil {
+		o.t.Fatalf("start operator: %v", err)
+	}
+	o.m = m
+}
+
+func (o *operator) stop() {
+	if o.m == nil {
+		return
+	}
+	if err := o.m.Stop(); err != nil {
+		o.t.Errorf("operator stopped with an error: %v", err)
+	}
+	o.m = nil
+}
+
+func (o *operator) restart() {
+	o.t.Helper()
+	o.stop()
+	o.start()
+}
+
+func newSource(ns, name string) *v1alpha1.CapillarySource {
+	return &v1alpha1.CapillarySource{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.CapillarySourceSpec{
+			CredentialsSecretRef: v1alpha1.CredentialsSecretReference{Name: "adobe"},
+			OrgID:                orgID,
+			Target: v1alpha1.Target{
+				DatasetID: "6889f4f89b982b2b90bc1207",
+				SchemaID:  "https://ns.adobe.com/acme/schemas/52b59140414aa6a370ef5e21155fd7a686744b8739ecc168",
+			},
+			Mappings: []v1alpha1.Mapping{
+				{SourceAttribute: "loyalty.points", DestinationXdmPath: "loyalty.points"},
+				{SourceAttribute: "identityMap.email.id", DestinationXdmPath: "identityMap.email[0].id", Identity: true},
+			},
+		},
+	}
+}
+
+func listSources(t *testing.T, ns string) []v1alpha1.CapillarySource {
+	t.Helper()
+	var l v1alpha1.CapillarySourceList
+	if err := env.Client.List(context.Background(), &l, client.InNamespace(ns)); err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	return l.Items
+}
+
+func isReady(cs *v1alpha1.CapillarySource) bool {
+	return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady) &&
+		cs.Status.ObservedGeneration == cs.Generation
+}
+
+func countReady(l []v1alpha1.CapillarySource) int {
+	n := 0
+	for i := range l {
+		if isReady(&l[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkReady: Ready with every ID in Adobe, the inlet URL and the state as
+// the dataflow reports them, and the conditions kstatus reads as Current.
+func checkReady(t *testing.T, cs *v1alpha1.CapillarySource, snap emulator.Snapshot) {
+	t.Helper()
+	st := cs.Status
+	for kind, id := range map[emulator.Kind]string{
+		emulator.KindSourceConnection: st.SourceConnectionID,
+		emulator.KindTargetConnection: st.TargetConnectionID,
+		emulator.KindMappingSet:       st.MappingSetID,
+		emulator.KindFlow:             st.DataflowID,
+	} {
+		if _, ok := snap.Find(kind, id); !ok {
+			t.Errorf("%s: status names %s %q, which Adobe does not hold", cs.Name, kind, id)
+		}
+	}
+	flow, _ := snap.Find(emulator.KindFlow, st.DataflowID)
+	wantState := "enabled"
+	if cs.Spec.Suspend {
+		wantState = "disabled"
+	}
+	if flow.State() != wantState || st.DataflowState != wantState {
+		t.Errorf("%s: dataflow state %q (status %q), want %q", cs.Name, flow.State(), st.DataflowState, wantState)
+	}
+	if inlet, _ := flow.Field("options.inletUrl").(string); st.InletURL == "" || (inlet != "" && inlet != st.InletURL) {
+		t.Errorf("%s: status.inletUrl %q, dataflow's %q", cs.Name, st.InletURL, inlet)
+	}
+	for _, c := range []string{v1alpha1.ConditionReconciling, v1alpha1.ConditionStalled} {
+		if meta.FindStatusCondition(st.Conditions, c) != nil {
+			t.Errorf("%s: condition %s on a Ready resource", cs.Name, c)
+		}
+	}
+	if st.Failures != 0 {
+		t.Errorf("%s: status.failures = %d on a Ready resource", cs.Name, st.Failures)
+	}
+}
+
+func reportStuck(t *testing.T, l []v1alpha1.CapillarySource) {
+	t.Helper()
+	for i := range l {
+		cs := &l[i]
+		if isReady(cs) && cs.DeletionTimestamp == nil {
+			continue
+		}
+		var conds []string
+		for _, c := range cs.Status.Conditions {
+			conds = append(conds, fmt.Sprintf("%s=%s/%s: %s", c.Type, c.Status, c.Reason, c.Message))
+		}
+		t.Logf("%s (failures %d, deleting %v): %s", cs.Name, cs.Status.Failures, cs.DeletionTimestamp != nil, strings.Join(conds, "; "))
+	}
+}

@@ -151,10 +151,11 @@ func dataflowPatch(cs *v1alpha1.CapillarySource, flow *flowservice.Flow, name st
 	want := transformations(cs)
 	if !slices.Equal(flow.Transformations, want) {
 		if want == nil {
-			ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchRemove, Path: "/transformations"})
-		} else {
-			ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchReplace, Path: "/transformations", Value: want})
+			// An empty list rather than remove: Adobe's PatchInstruction requires a value.
+			want = []flowservice.Transformation{}
 		}
+		// add, not replace: replace fails when the flow has no transformations yet.
+		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchAdd, Path: "/transformations", Value: want})
 	}
 	return ops
 }

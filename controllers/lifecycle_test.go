@@ -186,6 +186,31 @@ func TestMappingChangeUpdatesInPlace(t *testing.T) {
 	}
 }
 
+// Mappings added to a source created without any, then removed again.
+func TestMappingsAddedAndRemoved(t *testing.T) {
+	startOperator(t)
+	ns := newNamespace(t)
+	cs := newSource(ns, "nomap")
+	cs.Spec.Mappings = nil
+	create(t, cs)
+	first := waitFor(t, cs, "Ready", isReady)
+	if first.Status.MappingSetID != "" {
+		t.Fatalf("mapping set %s created without mappings", first.Status.MappingSetID)
+	}
+	update(t, cs, func(c *v1alpha1.CapillarySource) {
+		c.Spec.Mappings = []v1alpha1.Mapping{{SourceAttribute: "a", DestinationXdmPath: "b"}}
+	})
+	got := waitFor(t, cs, "Ready with a mapping", func(c *v1alpha1.CapillarySource) bool { return isReady(c) && c.Status.MappingSetID != "" })
+	if tr, _ := objectsOf(emulator.KindFlow, got)[0].Field("transformations").([]any); len(tr) != 1 {
+		t.Errorf("flow transformations = %v, want the mapping", tr)
+	}
+	update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.Mappings = nil })
+	got = waitFor(t, cs, "Ready without a mapping", func(c *v1alpha1.CapillarySource) bool { return isReady(c) && c.Status.MappingSetID == "" })
+	if tr, _ := objectsOf(emulator.KindFlow, got)[0].Field("transformations").([]any); len(tr) != 0 {
+		t.Errorf("flow transformations = %v, want none", tr)
+	}
+}
+
 // A Secret created after the resource, and a rotated Secret, take effect
 // without touching the resource.
 func TestSecretLateAndRotated(t *testing.T) {

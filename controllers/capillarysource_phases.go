@@ -45,9 +45,11 @@ func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scop
 	r.markAttempt(cs.UID)
 
 	// A full check reads every object; a resync of a settled resource reads
-	// only the dataflow.
+	// only the dataflow. Settled means Ready too: a terminal failure also
+	// sets observedGeneration, and what it left undone (a rejected mapping
+	// change, say) must be tried again, not reported Ready unchecked.
 	_, requested := s.reconcileRequested()
-	full := requested || cs.Status.ObservedGeneration != cs.Generation || cs.Status.DataflowID == ""
+	full := requested || !s.wasReady || cs.Status.ObservedGeneration != cs.Generation || cs.Status.DataflowID == ""
 	err = r.reconcileChain(ctx, s, adobe, full, lookup)
 	if errors.Is(err, errFlowGone) {
 		err = r.reconcileChain(ctx, s, adobe, true, true)

@@ -72,8 +72,9 @@ run: ## Run the manager against the current kubeconfig and the real Adobe endpoi
 	$(GO) run . $(ARGS)
 
 .PHONY: demo
-demo: envtest ## Local control plane + Adobe emulator + the operator + the samples, until Ctrl-C.
-	$(GO) run ./hack/demo
+demo: ## Local control plane + Adobe emulator + the operator + the samples, until Ctrl-C (builds envtest on first use).
+	@$(GO) build -o bin/demo ./hack/demo
+	@bin/demo $(ARGS)
 
 .PHONY: emulator
 emulator: ## Serve the Adobe emulator on 127.0.0.1:8089.

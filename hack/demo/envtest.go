@@ -24,7 +24,7 @@ func ensureEnvtest(ctx context.Context, p *progress, root, logPath string) error
 	if controlplane.BinariesPresent() {
 		return nil
 	}
-	p.printf("The local control plane's kube-apiserver and etcd are not built yet: building them from\n" +
+	p.printf("The local control plane's kube-apiserver and etcd are not built yet: building them from\n"+
 		"the Go module proxy into %s (first run only, about 10 minutes).\n", controlplane.AssetsDir())
 	st := p.start("Building kube-apiserver and etcd")
 	err := runSetupEnvtest(ctx, st, root, logPath)

@@ -1240,3 +1240,244 @@ func slicesContains(s []string, v string) bool {
 	}
 	return false
 }
+
+// A resync corrects what changed in Adobe: the state, the binding, the mapping.
+func TestUnitReconcileResyncCorrectsDrift(t *testing.T) {
+	cases := map[string]struct {
+		flow       func(*flowservice.Flow) // what Adobe holds for flow-1
+		getErr     error
+		wantCalls  []string
+		wantEvents []string
+		wantConds  map[string]cond // only these are checked when set
+		wantFlowID string
+	}{
+		"disabled out of band": {
+			flow:       func(f *flowservice.Flow) { f.State = flowservice.StateDisabled },
+			wantCalls:  []string{"CheckCredentials", "GetFlow", "FlowAction"},
+			wantEvents: []string{"Normal/Resumed"},
+			wantFlowID: fakeDataflowID,
+		},
+		"mapping removed out of band": {
+			flow:       func(f *flowservice.Flow) { f.Transformations = nil },
+			wantCalls:  []string{"CheckCredentials", "GetFlow", "PatchFlow"},
+			wantEvents: []string{"Normal/Updated"},
+			wantFlowID: fakeDataflowID,
+		},
+		"bound to other connections": {
+			flow:       func(f *flowservice.Flow) { f.SourceConnectionIDs = []string{"src-other"} },
+			wantCalls:  []string{"CheckCredentials", "GetFlow", "DeleteFlow", "CreateFlow", "GetFlow"},
+			wantEvents: []string{"Normal/Recreated", "Normal/Created"},
+			wantFlowID: "flow-2",
+		},
+		"read fails transiently": {
+			getErr:    adobeErr(503, ""),
+			wantCalls: []string{"CheckCredentials", "GetFlow"},
+			wantConds: map[string]cond{
+				v1alpha1.ConditionDataflowReady: isFalse(v1alpha1.ReasonAdobeUnavailable),
+				v1alpha1.ConditionReconciling:   isTrue(v1alpha1.ReasonProgressingWithRetry),
+				v1alpha1.ConditionStalled:       {},
+			},
+			wantFlowID: fakeDataflowID,
+		},
+		"read refused": {
+			getErr:    adobeErr(403, "FLOW-2118-403"),
+			wantCalls: []string{"CheckCredentials", "GetFlow"},
+			wantConds: map[string]cond{
+				v1alpha1.ConditionDataflowReady: isFalse(v1alpha1.ReasonNotEntitled),
+				v1alpha1.ConditionStalled:       isTrue(v1alpha1.ReasonNotEntitled),
+				v1alpha1.ConditionReconciling:   {},
+			},
+			wantEvents: []string{"Warning/" + v1alpha1.ReasonNotEntitled},
+			wantFlowID: fakeDataflowID,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, unitSource(), goodSecret())
+			h.settle()
+			a := h.adobe
+			a.GetFlowFn = func(_ context.Context, id string) (*flowservice.Flow, error) {
+				f := a.happyFlow(id)
+				if id != fakeDataflowID {
+					return f, nil
+				}
+				if tc.getErr != nil {
+					return nil, tc.getErr
+				}
+				tc.flow(f)
+				return f, nil
+			}
+			a.CreateFlowFn = func(context.Context, flowservice.FlowInput) (string, error) { return "flow-2", nil }
+
+			h.now = h.now.Add(unitResync)
+			h.reconcile()
+			got := h.get()
+			checkCalls(t, a, tc.wantCalls)
+			checkEvents(t, h, tc.wantEvents)
+			if tc.wantConds != nil {
+				checkConditionsOf(t, got, tc.wantConds)
+			} else {
+				checkConds(t, got, readyConds(v1alpha1.ReasonSucceeded))
+			}
+			if got.Status.DataflowID != tc.wantFlowID {
+				t.Errorf("dataflowId = %q, want %q", got.Status.DataflowID, tc.wantFlowID)
+			}
+			if got.Status.ObservedGeneration != 1 {
+				t.Errorf("observedGeneration = %d, want 1", got.Status.ObservedGeneration)
+			}
+		})
+	}
+}
+
+// A dataflow without an inlet URL yet is not Ready; the next pass finds it.
+func TestUnitReconcileInletNotYetKnown(t *testing.T) {
+	h := newHarness(t, unitSource(), goodSecret())
+	inlet := ""
+	h.adobe.GetFlowFn = func(_ context.Context, id string) (*flowservice.Flow, error) {
+		f := h.adobe.happyFlow(id)
+		f.Options.InletURL = inlet
+		return f, nil
+	}
+	res := h.reconcile()
+	got := h.get()
+	checkConditionsOf(t, got, map[string]cond{
+		v1alpha1.ConditionDataflowReady: isFalse(v1alpha1.ReasonProgressing),
+		v1alpha1.ConditionReconciling:   isTrue(v1alpha1.ReasonProgressingWithRetry),
+		v1alpha1.ConditionStalled:       {},
+	})
+	if c := conds(got)[v1alpha1.ConditionReady]; c.Status != metav1.ConditionFalse {
+		t.Errorf("Ready = %+v without an inlet URL", c)
+	}
+	if got.Status.DataflowID != fakeDataflowID || got.Status.ObservedGeneration != -1 {
+		t.Errorf("dataflowId = %q, observedGeneration = %d; want %q and -1", got.Status.DataflowID, got.Status.ObservedGeneration, fakeDataflowID)
+	}
+	lo, hi := retryBounds(1)
+	within(t, "RequeueAfter", res.RequeueAfter, lo, hi)
+
+	inlet = fakeInletURL
+	h.adobe.ResetCalls()
+	h.now = h.now.Add(res.RequeueAfter)
+	h.reconcile()
+	got = h.get()
+	checkCalls(t, h.adobe, []string{"CheckCredentials", "GetSourceConnection", "GetTargetConnection", "GetMappingSet", "GetFlow"})
+	checkConds(t, got, readyConds(v1alpha1.ReasonSucceeded))
+	if got.Status.InletURL != fakeInletURL || got.Status.Failures != 0 {
+		t.Errorf("inletUrl = %q, failures = %d", got.Status.InletURL, got.Status.Failures)
+	}
+}
+
+// The adopt annotation takes over a dataflow and its connections when they
+// match the spec, and refuses clearly (touching nothing) when they do not.
+func TestUnitReconcileAdoption(t *testing.T) {
+	const (
+		flowID = "flow-hand-made"
+		srcID  = "src-hand-made"
+		tgtID  = "tgt-hand-made"
+		msID   = "ms-hand-made"
+	)
+	cases := map[string]struct {
+		flowErr    error
+		flow       func(*flowservice.Flow)
+		source     func(*flowservice.SourceConnection)
+		target     func(*flowservice.TargetConnection)
+		wantReason string // empty: adopted
+	}{
+		"matching": {},
+		"no such flow": {
+			flowErr: notFound(), wantReason: v1alpha1.ReasonAdoptionMismatch,
+		},
+		"two source connections": {
+			flow:       func(f *flowservice.Flow) { f.SourceConnectionIDs = append(f.SourceConnectionIDs, "src-2") },
+			wantReason: v1alpha1.ReasonAdoptionMismatch,
+		},
+		"another connection spec": {
+			source:     func(s *flowservice.SourceConnection) { s.ConnectionSpec.ID = "00000000-0000-0000-0000-000000000000" },
+			wantReason: v1alpha1.ReasonAdoptionMismatch,
+		},
+		"another dataset": {
+			target:     func(c *flowservice.TargetConnection) { c.Params.DataSetID = "elsewhere" },
+			wantReason: v1alpha1.ReasonAdoptionMismatch,
+		},
+		"another schema": {
+			target:     func(c *flowservice.TargetConnection) { c.Data.Schema.ID = "https://ns.adobe.com/acme/schemas/other" },
+			wantReason: v1alpha1.ReasonAdoptionMismatch,
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			src := unitSource(func(cs *v1alpha1.CapillarySource) {
+				cs.Annotations = map[string]string{v1alpha1.AdoptDataflowAnnotation: flowID}
+			})
+			h := newHarness(t, src, goodSecret())
+			a := h.adobe
+			a.GetFlowFn = func(_ context.Context, id string) (*flowservice.Flow, error) {
+				if id != flowID {
+					return nil, notFound()
+				}
+				if tc.flowErr != nil {
+					return nil, tc.flowErr
+				}
+				f := a.happyFlow(id)
+				f.Name = "made by hand"
+				f.SourceConnectionIDs, f.TargetConnectionIDs = []string{srcID}, []string{tgtID}
+				f.Transformations = []flowservice.Transformation{{Name: flowservice.TransformationMapping,
+					Params: flowservice.TransformationParams{MappingID: msID, MappingVersion: 3}}}
+				if tc.flow != nil {
+					tc.flow(f)
+				}
+				return f, nil
+			}
+			a.GetSourceConnectionFn = func(_ context.Context, id string) (*flowservice.SourceConnection, error) {
+				s := &flowservice.SourceConnection{ID: id, ConnectionSpec: flowservice.SpecRef{ID: src.Spec.ConnectionSpecID, Version: "1.0"}}
+				if tc.source != nil {
+					tc.source(s)
+				}
+				return s, nil
+			}
+			a.GetTargetConnectionFn = func(_ context.Context, id string) (*flowservice.TargetConnection, error) {
+				c := &flowservice.TargetConnection{ID: id,
+					Data:   flowservice.TargetData{Format: "json", Schema: &flowservice.SchemaRef{ID: src.Spec.Target.SchemaID}},
+					Params: flowservice.TargetParams{DataSetID: src.Spec.Target.DatasetID}}
+				if tc.target != nil {
+					tc.target(c)
+				}
+				return c, nil
+			}
+			a.GetMappingSetFn = func(_ context.Context, id string) (*flowservice.MappingSet, error) {
+				return &flowservice.MappingSet{ID: id, Version: 3, Mappings: a.mappings}, nil
+			}
+
+			res := h.reconcile()
+			got := h.get()
+			for _, c := range a.Calls() {
+				if strings.HasPrefix(c, "Create") || strings.HasPrefix(c, "Delete") || strings.HasPrefix(c, "Find") ||
+					c == "PatchFlow" || c == "UpdateMappingSet" || c == "FlowAction" {
+					t.Errorf("adoption called %s", c)
+				}
+			}
+			if tc.wantReason != "" {
+				checkConditionsOf(t, got, map[string]cond{
+					v1alpha1.ConditionDataflowReady: isFalse(tc.wantReason),
+					v1alpha1.ConditionStalled:       isTrue(tc.wantReason),
+					v1alpha1.ConditionReady:         isFalse(tc.wantReason),
+				})
+				if st := got.Status; st.DataflowID != "" || st.SourceConnectionID != "" || st.TargetConnectionID != "" {
+					t.Errorf("status took IDs from a flow it refused: %+v", st)
+				}
+				lo, hi := resyncBounds(unitStalled)
+				within(t, "RequeueAfter", res.RequeueAfter, lo, hi)
+				checkEvents(t, h, []string{"Warning/" + tc.wantReason})
+				return
+			}
+			checkConds(t, got, readyConds(v1alpha1.ReasonSucceeded))
+			checkEvents(t, h, []string{"Normal/Adopted"})
+			wantIDs := [4]string{srcID, tgtID, msID, flowID}
+			if ids := [4]string{got.Status.SourceConnectionID, got.Status.TargetConnectionID, got.Status.MappingSetID, got.Status.DataflowID}; ids != wantIDs {
+				t.Errorf("IDs = %v, want %v", ids, wantIDs)
+			}
+			if got.Status.MappingSetVersion != 3 || got.Status.InletURL != fakeInletURL {
+				t.Errorf("mappingSetVersion = %d, inletUrl = %q", got.Status.MappingSetVersion, got.Status.InletURL)
+			}
+		})
+	}
+}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -76,6 +77,14 @@ func classify(condition, what string, err error) *stepError {
 		return &stepError{condition: v1alpha1.ConditionCredentialsReady, reason: v1alpha1.ReasonAdobeUnavailable,
 			message:    fmt.Sprintf("Adobe IMS failed to issue a token (HTTP %d); retrying with backoff", ie.StatusCode),
 			retryAfter: ie.RetryAfter, err: err}
+	}
+	// A 2xx answer whose body is not the JSON Adobe documents: Adobe was
+	// reached, so saying it was not would send the user the wrong way.
+	var syntaxErr *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &syntaxErr) || errors.As(err, &typeErr) {
+		return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
+			message: fmt.Sprintf("Adobe answered with an unreadable body when asked to %s; retrying with backoff", what), err: err}
 	}
 	return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
 		message: fmt.Sprintf("could not reach Adobe to %s; retrying with backoff", what), err: err}

@@ -63,7 +63,7 @@ type CapillarySourceReconciler struct {
 	Now func() time.Time
 
 	specs    specCache
-	attempts sync.Map // types.UID → struct{}: a create chain was started in this process
+	attempts sync.Map // types.NamespacedName → types.UID: a create chain was started in this process
 }
 
 // +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
@@ -80,7 +80,7 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	cs := &v1alpha1.CapillarySource{}
 	if err := r.Get(ctx, req.NamespacedName, cs); err != nil {
 		if client.IgnoreNotFound(err) == nil {
-			r.forget(req.NamespacedName, "")
+			r.forget(req.NamespacedName)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
@@ -214,17 +214,18 @@ func jitter(d time.Duration, fraction float64) time.Duration {
 	return time.Duration(float64(d) * (1 - fraction + 2*fraction*rand.Float64()))
 }
 
-// markAttempt records that this process started creating objects for uid.
-func (r *CapillarySourceReconciler) markAttempt(uid types.UID) { r.attempts.Store(uid, struct{}{}) }
-
-func (r *CapillarySourceReconciler) attempted(uid types.UID) bool {
-	_, ok := r.attempts.Load(uid)
-	return ok
+// markAttempt records that this process started creating objects for the
+// resource with this name and UID.
+func (r *CapillarySourceReconciler) markAttempt(key types.NamespacedName, uid types.UID) {
+	r.attempts.Store(key, uid)
 }
 
-func (r *CapillarySourceReconciler) forget(key types.NamespacedName, uid types.UID) {
-	if uid != "" {
-		r.attempts.Delete(uid)
-	}
+func (r *CapillarySourceReconciler) attempted(key types.NamespacedName, uid types.UID) bool {
+	v, ok := r.attempts.Load(key)
+	return ok && v.(types.UID) == uid
+}
+
+func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
+	r.attempts.Delete(key)
 	forgetMetrics(key)
 }

@@ -67,13 +67,17 @@ func isBlocked(cs *v1alpha1.CapillarySource) bool {
 
 func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *scope) error {
 	cs := s.cs
+	// Nothing can exist in Adobe for a resource that never began creating:
+	// let it go without credentials (its Secret may never have existed).
+	lookup := s.maybeCreated || r.attempted(client.ObjectKeyFromObject(cs), cs.UID)
+	if !lookup {
+		return nil
+	}
 	adobe, err := r.connect(ctx, cs)
 	if err != nil {
 		return err
 	}
-	// Objects whose create response was lost are not in status: when a
-	// create may have happened (status was written), find them by name.
-	lookup := !s.firstPass || r.attempted(cs.UID)
+	// Objects whose create response was lost are not in status: find them by name.
 
 	flowID := cs.Status.DataflowID
 	if flowID == "" && lookup {
@@ -149,6 +153,6 @@ func (r *CapillarySourceReconciler) release(ctx context.Context, s *scope) (ctrl
 	if err := r.Patch(ctx, cs, client.MergeFrom(patchBase)); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
 	}
-	r.forget(client.ObjectKeyFromObject(cs), cs.UID)
+	r.forget(client.ObjectKeyFromObject(cs))
 	return ctrl.Result{}, nil
 }

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/flowservice"
@@ -30,19 +32,21 @@ func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scop
 	}
 	s.ok(v1alpha1.ConditionCredentialsReady, fmt.Sprintf("Adobe IMS issued a token for the credential in Secret %s/%s", cs.Namespace, cs.Spec.CredentialsSecretRef.Name))
 
-	// Crash safety without extra calls: status is written before the first
-	// create, so a resource whose status was empty when this reconcile began
-	// has nothing in Adobe and needs no lookups by name. Any later pass (after
-	// a lost response, a crash, a restart) looks each missing object up by its
-	// deterministic name before creating it.
-	lookup := !s.firstPass || r.attempted(cs.UID)
-	if s.firstPass {
+	// Crash safety without extra calls: SourceConnectionReady is written to
+	// status before the first create, so a resource whose status has neither
+	// it nor an ID has nothing in Adobe and needs no lookups by name. Any
+	// later pass (after a lost response, a crash, a restart) looks each
+	// missing object up by its deterministic name before creating it. The
+	// in-process record covers a cache that has not yet seen our own write.
+	key := client.ObjectKeyFromObject(cs)
+	lookup := s.maybeCreated || r.attempted(key, cs.UID)
+	if meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionSourceConnectionReady) == nil {
 		s.progressing(v1alpha1.ConditionSourceConnectionReady, "Creating the Adobe objects")
 		if err := r.saveProgress(ctx, s); err != nil {
 			return err
 		}
 	}
-	r.markAttempt(cs.UID)
+	r.markAttempt(key, cs.UID)
 
 	// A full check reads every object; a resync of a settled resource reads
 	// only the dataflow. Settled means Ready too: a terminal failure also

@@ -33,22 +33,30 @@ type scope struct {
 	// before is the object as last written, to patch against.
 	before *v1alpha1.CapillarySource
 	now    time.Time
-	// firstPass: status had no conditions when this reconcile began, so
-	// nothing was ever created for this resource and lookups by name can be
-	// skipped (see reconcileNormal).
-	firstPass bool
+	// maybeCreated: a create may already have happened for this resource
+	// (see reconcileNormal); when false, lookups by name can be skipped.
+	maybeCreated bool
 	// wasReady: Ready was True when this reconcile began.
 	wasReady bool
 }
 
 func newScope(cs *v1alpha1.CapillarySource, now time.Time) *scope {
 	return &scope{
-		cs:        cs,
-		before:    cs.DeepCopy(),
-		now:       now,
-		firstPass: len(cs.Status.Conditions) == 0,
-		wasReady:  meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
+		cs:           cs,
+		before:       cs.DeepCopy(),
+		now:          now,
+		maybeCreated: creationStarted(cs),
+		wasReady:     meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
 	}
+}
+
+// creationStarted says whether the resource's status shows that a create
+// chain began: an Adobe ID, or the SourceConnectionReady condition, which is
+// written before the first create.
+func creationStarted(cs *v1alpha1.CapillarySource) bool {
+	st := cs.Status
+	return st.SourceConnectionID != "" || st.TargetConnectionID != "" || st.DataflowID != "" ||
+		meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionSourceConnectionReady) != nil
 }
 
 // rebase makes the current object the base of the next patch.
@@ -138,7 +146,6 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		cs.Status.Failures = 0
 		cs.Status.LastFailureTime = nil
 		cs.Status.ObservedGeneration = cs.Generation
-		cs.Status.LastSyncTime = &metav1.Time{Time: s.now}
 		s.remove(v1alpha1.ConditionReconciling)
 		s.remove(v1alpha1.ConditionStalled)
 		if cs.Spec.Suspend {
@@ -147,6 +154,11 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		} else {
 			s.set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSucceeded,
 				"The dataflow is enabled; Capillary can send events to status.inletUrl")
+		}
+		// Stamped only when the pass changed something (or never was): a resync
+		// that finds everything as declared writes nothing to the API server.
+		if cs.Status.LastSyncTime == nil || !equality.Semantic.DeepEqual(s.before.Status, cs.Status) {
+			cs.Status.LastSyncTime = &metav1.Time{Time: s.now}
 		}
 		result.RequeueAfter = r.resyncInterval(cs)
 

@@ -380,20 +380,15 @@ func TestUnitReconcileResyncReadsOnlyTheDataflow(t *testing.T) {
 	if diff := cmp.Diff(before.Status.Conditions, after.Status.Conditions); diff != "" {
 		t.Errorf("conditions changed on a resync (-before +after):\n%s", diff)
 	}
-	// The only change a resync may write is lastSyncTime.
-	b, a := before.Status, after.Status
-	b.LastSyncTime, a.LastSyncTime = nil, nil
-	if diff := cmp.Diff(b, a); diff != "" {
+	// A resync that finds everything as declared writes nothing at all.
+	if after.ResourceVersion != before.ResourceVersion {
+		t.Errorf("a resync wrote the resource: resourceVersion %s → %s", before.ResourceVersion, after.ResourceVersion)
+	}
+	if diff := cmp.Diff(before.Status, after.Status); diff != "" {
 		t.Errorf("status changed on a resync (-before +after):\n%s", diff)
 	}
-
-	// The same reconcile again at the same instant writes nothing at all.
-	rv := after.ResourceVersion
 	h.adobe.ResetCalls()
 	h.reconcile()
-	if got := h.get().ResourceVersion; got != rv {
-		t.Errorf("an identical reconcile wrote the resource: resourceVersion %s → %s", rv, got)
-	}
 	checkCalls(t, h.adobe, []string{"CheckCredentials", "GetFlow"})
 }
 
@@ -1006,6 +1001,7 @@ func TestUnitReconcileDelete(t *testing.T) {
 		policy       v1alpha1.DeletionPolicy
 		settled      bool // Ready before the delete; otherwise crashed after the first write
 		noSecret     bool
+		neverBegan   bool // failed before the first create (no SourceConnectionReady, no IDs)
 		setup        func(*fakeAdobe)
 		wantCalls    []string
 		wantDeleted  []deleted
@@ -1049,6 +1045,13 @@ func TestUnitReconcileDelete(t *testing.T) {
 			wantDeleted: []deleted{{"flow", "flow-lost"}, {"source", "src-lost"}, {"target", "tgt-lost"}},
 			wantGone:    true,
 			wantEvents:  []string{"Normal/Deleted"},
+		},
+		"Delete of a resource that never began creating: no Adobe call": {
+			policy:     v1alpha1.DeletionPolicyDelete,
+			noSecret:   true,
+			neverBegan: true,
+			wantGone:   true,
+			wantEvents: []string{"Normal/Deleted"},
 		},
 		"Orphan: no Adobe call": {
 			policy: v1alpha1.DeletionPolicyOrphan, settled: true,
@@ -1098,10 +1101,19 @@ func TestUnitReconcileDelete(t *testing.T) {
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
 			src := unitSource(func(cs *v1alpha1.CapillarySource) { cs.Spec.DeletionPolicy = tc.policy })
-			if !tc.settled {
+			if tc.neverBegan {
 				src.Finalizers = []string{v1alpha1.Finalizer}
-				src.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
-					Reason: v1alpha1.ReasonProgressing, ObservedGeneration: 1, LastTransitionTime: metav1.NewTime(unitNow)}}
+				src.Status.Conditions = []metav1.Condition{{Type: v1alpha1.ConditionCredentialsReady, Status: metav1.ConditionFalse,
+					Reason: v1alpha1.ReasonSecretNotFound, ObservedGeneration: 1, LastTransitionTime: metav1.NewTime(unitNow)}}
+			} else if !tc.settled {
+				src.Finalizers = []string{v1alpha1.Finalizer}
+				// The state after the marker write that precedes the first create.
+				src.Status.Conditions = []metav1.Condition{
+					{Type: v1alpha1.ConditionReady, Status: metav1.ConditionFalse,
+						Reason: v1alpha1.ReasonProgressing, ObservedGeneration: 1, LastTransitionTime: metav1.NewTime(unitNow)},
+					{Type: v1alpha1.ConditionSourceConnectionReady, Status: metav1.ConditionFalse,
+						Reason: v1alpha1.ReasonProgressing, ObservedGeneration: 1, LastTransitionTime: metav1.NewTime(unitNow)},
+				}
 			}
 			secret := goodSecret()
 			h := newHarness(t, src, secret)

@@ -231,7 +231,9 @@ type CapillarySourceStatus struct {
 	// +optional
 	LastFailureTime *metav1.Time `json:"lastFailureTime,omitempty"`
 
-	// lastSyncTime is when the Adobe objects were last checked and found as declared.
+	// lastSyncTime is when a reconcile last changed the Adobe objects or this
+	// status and left everything as declared. A resync that finds nothing to
+	// change leaves it alone, so steady state costs no write.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 }

@@ -1,0 +1,617 @@
+// Package badinput_test feeds the operator bad input, table-driven: broken
+// Secrets, refused credentials and permissions, things Adobe will not accept,
+// answers that make no sense, and every CRD validation rule at apply time.
+// For each runtime case it checks the condition reason and message the user
+// sees, that the operator does not hot-loop (calls over a window are
+// bounded), that nothing is lost or duplicated, and that fixing the cause
+// (without touching the resource where that makes sense) brings it to Ready.
+package badinput_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
+	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
+)
+
+// quietWindow is how long a failing resource is watched for a hot loop.
+const quietWindow = 5 * time.Second
+
+// want is what the user sees on the failing resource.
+type want struct {
+	// condition is the step condition that fails (CredentialsReady, ...).
+	condition string
+	reason    string
+	// terminal: Stalled, waiting for a change; otherwise Reconciling,
+	// retrying with backoff.
+	terminal bool
+	// mentions are what the message must name for the user to act.
+	mentions []string
+}
+
+type badCase struct {
+	name string
+	want want
+	// arrange sets the case up and creates c.cs.
+	arrange func(c *tcase)
+	// maxCalls bounds the Adobe calls over quietWindow once the failure shows.
+	maxCalls int
+	// check runs after the window, for case-specific properties.
+	check func(c *tcase)
+	// fix removes the cause; nil when it cannot be fixed in place (an
+	// immutable field: the way out is a new resource).
+	fix func(c *tcase)
+	// deleteBlocked: with the cause still there, deleting the resource must
+	// stop and say how to let it go (deletionPolicy: Orphan).
+	deleteBlocked bool
+}
+
+func TestBadInput(t *testing.T) {
+	unknownSpec := fmt.Sprintf("%08x-0000-4000-8000-%012x", rand.Uint32(), rand.Uint64()&0xffffffffffff)
+	cases := []badCase{
+		{
+			name: "missing Secret",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonSecretNotFound, true, []string{"/adobe", "clientId", "clientSecret"}},
+			arrange: func(c *tcase) {
+				c.create()
+			},
+			fix: func(c *tcase) { c.createSecret(c.goodSecret()) },
+		},
+		{
+			name: "Secret without the client secret key",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonSecretKeyMissing, true, []string{"/adobe", "clientSecret"}},
+			arrange: func(c *tcase) {
+				c.createSecret(map[string]string{"clientId": c.clientID})
+				c.create()
+			},
+			fix: func(c *tcase) { c.updateSecret(c.goodSecret()) },
+		},
+		{
+			name: "Secret with custom keys that are not there",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonSecretKeyMissing, true, []string{"/adobe", "adobe-client-id"}},
+			arrange: func(c *tcase) {
+				c.createSecret(c.goodSecret())
+				c.create(func(cs *v1alpha1.CapillarySource) {
+					cs.Spec.CredentialsSecretRef.ClientIDKey = "adobe-client-id"
+					cs.Spec.CredentialsSecretRef.ClientSecretKey = "adobe-client-secret"
+				})
+			},
+			fix: func(c *tcase) {
+				c.updateSecret(map[string]string{"adobe-client-id": c.clientID, "adobe-client-secret": c.secret})
+			},
+		},
+		{
+			name: "empty values",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonSecretKeyMissing, true, []string{"/adobe", "empty", "clientId"}},
+			arrange: func(c *tcase) {
+				c.createSecret(map[string]string{"clientId": "", "clientSecret": " \n"})
+				c.create()
+			},
+			fix: func(c *tcase) { c.updateSecret(c.goodSecret()) },
+		},
+		{
+			name: "wrong client secret (IMS invalid_client)",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonInvalidCredentials, true, []string{"invalid_client", "clientSecret"}},
+			arrange: func(c *tcase) {
+				wrong := "wrong-" + c.secret
+				rec.AddSecret(leakcheck.KindClientSecret, wrong)
+				c.createSecret(map[string]string{"clientId": c.clientID, "clientSecret": wrong})
+				c.create()
+			},
+			fix: func(c *tcase) { c.updateSecret(c.goodSecret()) },
+		},
+		{
+			name: "org not entitled (403)",
+			want: want{v1alpha1.ConditionSourceConnectionReady, v1alpha1.ReasonNotEntitled, true, []string{"2118-403", "read the connection spec"}},
+			arrange: func(c *tcase) {
+				c.org = unentitledOrg
+				c.createSecret(c.goodSecret())
+				c.create()
+			},
+			// Permissions are granted in Adobe, not here: the way out of a
+			// resource that cannot clean up is deletionPolicy: Orphan.
+			deleteBlocked: true,
+		},
+		{
+			name: "unknown connection spec (404)",
+			want: want{v1alpha1.ConditionSourceConnectionReady, v1alpha1.ReasonConnectionSpecNotFound, true, []string{unknownSpec, "spec.connectionSpecId"}},
+			arrange: func(c *tcase) {
+				c.createSecret(c.goodSecret())
+				c.create(func(cs *v1alpha1.CapillarySource) { cs.Spec.ConnectionSpecID = unknownSpec })
+			},
+		},
+		{
+			name: "dataset refused by Adobe",
+			want: want{v1alpha1.ConditionTargetConnectionReady, v1alpha1.ReasonTargetRejected, true, []string{refusedDataset, "spec.target.datasetId"}},
+			arrange: func(c *tcase) {
+				c.createSecret(c.goodSecret())
+				c.create(func(cs *v1alpha1.CapillarySource) { cs.Spec.Target.DatasetID = refusedDataset })
+			},
+			check: func(c *tcase) {
+				// The source connection made before the refusal is on record,
+				// so deleting the resource removes it (checked on delete).
+				got := c.get()
+				if n := len(c.objects(emulator.KindSourceConnection)); n != 1 || got.Status.SourceConnectionID == "" {
+					c.t.Errorf("%d source connections in Adobe, status names %q; want the one made before the refusal, on record", n, got.Status.SourceConnectionID)
+				}
+			},
+		},
+		{
+			name: "invalid mapping refused by Data Prep",
+			want: want{v1alpha1.ConditionMappingReady, v1alpha1.ReasonMappingRejected, true, []string{refusedXDMPath, "spec.mappings"}},
+			arrange: func(c *tcase) {
+				c.createSecret(c.goodSecret())
+				c.create(func(cs *v1alpha1.CapillarySource) {
+					cs.Spec.Mappings = append(cs.Spec.Mappings, v1alpha1.Mapping{SourceAttribute: "tier", DestinationXdmPath: refusedXDMPath})
+				})
+			},
+			// Mappings are mutable: the fix is the spec itself.
+			fix: func(c *tcase) {
+				c.update(func(cs *v1alpha1.CapillarySource) { cs.Spec.Mappings = cs.Spec.Mappings[:len(cs.Spec.Mappings)-1] })
+			},
+		},
+		{
+			name: "etag conflict storm (412 on every PATCH)",
+			want: want{v1alpha1.ConditionDataflowReady, v1alpha1.ReasonAdobeUnavailable, false, []string{"update the dataflow"}},
+			arrange: func(c *tcase) {
+				c.createSecret(c.goodSecret())
+				c.create()
+				got := c.waitFor("Ready", isReady)
+				flowID := got.Status.DataflowID
+				// Someone renames the dataflow in Adobe's UI, and keeps
+				// editing it: every PATCH the operator sends finds a newer etag.
+				env.Emulator.Modify(emulator.KindFlow, flowID, func(doc map[string]any) { doc["name"] = "renamed in the UI" })
+				var edits atomic.Int64
+				adobe.setRule(c.clientID, func(w http.ResponseWriter, r *http.Request, op string) bool {
+					if op == emulator.OpFlowsPatch {
+						env.Emulator.Modify(emulator.KindFlow, flowID, func(doc map[string]any) {
+							doc["description"] = fmt.Sprintf("edited in the UI (%d)", edits.Add(1))
+						})
+					}
+					return false
+				})
+				c.requestReconcile("storm")
+			},
+			maxCalls: 20,
+			check: func(c *tcase) {
+				// Each pass re-reads and retries at most 3 times.
+				patches, failures := adobe.count(c.clientID, emulator.OpFlowsPatch), int(c.get().Status.Failures)
+				if patches < 3 || patches > 3*(failures+1) {
+					c.t.Errorf("%d PATCHes over %d failed passes, want 3 per pass", patches, failures)
+				}
+			},
+			fix: func(c *tcase) { adobe.setRule(c.clientID, nil) },
+		},
+		{
+			name: "Adobe answers garbage JSON",
+			want: want{v1alpha1.ConditionSourceConnectionReady, v1alpha1.ReasonAdobeUnavailable, false, []string{"unreadable", "read the connection spec"}},
+			arrange: func(c *tcase) {
+				garbage := []string{`{"items": [{"id": "6360f136-5980`, "\x00\xff\xfe binary", `{"items": "not a list"}`}
+				var n atomic.Int64
+				adobe.setRule(c.clientID, func(w http.ResponseWriter, r *http.Request, op string) bool {
+					if op != emulator.OpConnectionSpecsGet {
+						return false
+					}
+					w.Header().Set("Content-Type", "application/json")
+					w.WriteHeader(http.StatusOK)
+					_, _ = w.Write([]byte(garbage[int(n.Add(1))%len(garbage)]))
+					return true
+				})
+				c.createSecret(c.goodSecret())
+				c.create()
+			},
+			maxCalls: 6,
+			fix:      func(c *tcase) { adobe.setRule(c.clientID, nil) },
+		},
+		{
+			name: "Adobe answers an HTML error page",
+			want: want{v1alpha1.ConditionDataflowReady, v1alpha1.ReasonAdobeUnavailable, false, []string{"create the dataflow", "502"}},
+			arrange: func(c *tcase) {
+				adobe.setRule(c.clientID, func(w http.ResponseWriter, r *http.Request, op string) bool {
+					if op != emulator.OpFlowsCreate {
+						return false
+					}
+					w.Header().Set("Content-Type", "text/html")
+					w.WriteHeader(http.StatusBadGateway)
+					_, _ = w.Write([]byte("<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1><p>The proxy server received an invalid response from an upstream server.</p></body></html>"))
+					return true
+				})
+				c.createSecret(c.goodSecret())
+				c.create()
+			},
+			maxCalls: 14,
+			fix:      func(c *tcase) { adobe.setRule(c.clientID, nil) },
+		},
+		{
+			name: "IMS answers an HTML page",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonAdobeUnavailable, false, []string{"IMS"}},
+			arrange: func(c *tcase) {
+				adobe.setRule(c.clientID, func(w http.ResponseWriter, r *http.Request, op string) bool {
+					if op != emulator.OpIMSToken {
+						return false
+					}
+					w.Header().Set("Content-Type", "text/html; charset=utf-8")
+					_, _ = w.Write([]byte("<html><body><form>Sign in to Adobe</form></body></html>"))
+					return true
+				})
+				c.createSecret(c.goodSecret())
+				c.create()
+			},
+			maxCalls: 4,
+			fix:      func(c *tcase) { adobe.setRule(c.clientID, nil) },
+		},
+		{
+			name: "Retry-After of an hour",
+			want: want{v1alpha1.ConditionDataflowReady, v1alpha1.ReasonAdobeUnavailable, false, []string{"create the dataflow"}},
+			arrange: func(c *tcase) {
+				adobe.setRule(c.clientID, func(w http.ResponseWriter, r *http.Request, op string) bool {
+					if op != emulator.OpFlowsCreate {
+						return false
+					}
+					w.Header().Set("Content-Type", "application/json")
+					w.Header().Set("Retry-After", "3600")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					_, _ = w.Write([]byte(`{"type":"https://ns.adobe.com/aep/errors/FLOW-1103-503","title":"Service Unavailable","status":503}`))
+					return true
+				})
+				c.createSecret(c.goodSecret())
+				c.create()
+			},
+			// Without the Retry-After the backoff (2s, then 4s) would try again
+			// within the window: no call at all means the hour is honoured.
+			maxCalls: 0,
+			check: func(c *tcase) {
+				if n := adobe.count(c.clientID, emulator.OpFlowsCreate); n != 1 {
+					c.t.Errorf("%d dataflow creates, want the one answered with Retry-After", n)
+				}
+				if f := c.get().Status.Failures; f != 1 {
+					c.t.Errorf("status.failures = %d, want 1", f)
+				}
+			},
+			// Nobody waits an hour in a test: once Adobe is back, the
+			// documented manual trigger retries at once.
+			fix: func(c *tcase) {
+				adobe.setRule(c.clientID, nil)
+				c.requestReconcile("adobe-is-back")
+			},
+		},
+	}
+
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newCase(t)
+			tc.arrange(c)
+			got := c.waitFor(tc.want.reason, func(cs *v1alpha1.CapillarySource) bool {
+				r := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady)
+				return r != nil && r.Status == metav1.ConditionFalse && r.Reason == tc.want.reason
+			})
+			checkSeen(t, got, tc.want)
+			t.Logf("%s: %s", tc.want.reason, meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Message)
+			events := 0
+			if tc.want.terminal {
+				events = c.waitEvent(tc.want.reason)
+			}
+
+			// No hot loop: bounded calls over the window; a terminal failure
+			// writes nothing more (no status churn, no repeated event).
+			calls := adobe.count(c.clientID)
+			time.Sleep(quietWindow)
+			if n := adobe.count(c.clientID) - calls; n > tc.maxCalls {
+				t.Errorf("%d Adobe calls in %s while failing, want at most %d", n, quietWindow, tc.maxCalls)
+			}
+			now := c.get()
+			if tc.want.terminal {
+				if now.ResourceVersion != got.ResourceVersion {
+					t.Errorf("status kept changing while stalled: %+v", now.Status)
+				}
+				if n := c.countEvents(tc.want.reason); n != events {
+					t.Errorf("%d %s events after the window, %d before: the warning repeats", n, tc.want.reason, events)
+				}
+			}
+			if r := meta.FindStatusCondition(now.Status.Conditions, v1alpha1.ConditionReady); r == nil || r.Reason != tc.want.reason {
+				t.Errorf("Ready condition changed while the cause stayed: %+v", r)
+			}
+			if tc.check != nil {
+				tc.check(c)
+			}
+
+			if tc.fix != nil {
+				gen := now.Generation
+				tc.fix(c)
+				ready := c.waitFor("Ready", isReady)
+				c.assertOneOfEach(ready)
+				if tc.name != "invalid mapping refused by Data Prep" && ready.Generation != gen {
+					t.Errorf("the resource changed (generation %d → %d): recovery must not need the spec touched", gen, ready.Generation)
+				}
+			}
+			c.deleteAndCheck(tc.deleteBlocked)
+		})
+	}
+}
+
+// checkSeen: the failing step, Ready and the kstatus conditions say the
+// same thing, in words that name what to fix and no markup.
+func checkSeen(t *testing.T, cs *v1alpha1.CapillarySource, w want) {
+	t.Helper()
+	conds := cs.Status.Conditions
+	step := meta.FindStatusCondition(conds, w.condition)
+	ready := meta.FindStatusCondition(conds, v1alpha1.ConditionReady)
+	if step == nil || step.Status != metav1.ConditionFalse || step.Reason != w.reason {
+		t.Fatalf("condition %s = %+v, want False with reason %s", w.condition, step, w.reason)
+	}
+	if ready.Message != step.Message {
+		t.Errorf("Ready says %q, %s says %q", ready.Message, w.condition, step.Message)
+	}
+	for _, m := range w.mentions {
+		if !strings.Contains(step.Message, m) {
+			t.Errorf("message %q does not mention %q", step.Message, m)
+		}
+	}
+	if strings.ContainsAny(step.Message, "<>\x00") || len(step.Message) > 1024 {
+		t.Errorf("message is not plain, short text: %q", step.Message)
+	}
+	stalled := meta.FindStatusCondition(conds, v1alpha1.ConditionStalled)
+	reconciling := meta.FindStatusCondition(conds, v1alpha1.ConditionReconciling)
+	if w.terminal {
+		if stalled == nil || stalled.Status != metav1.ConditionTrue || stalled.Reason != w.reason || reconciling != nil {
+			t.Errorf("want Stalled=True (%s) and no Reconciling, got Stalled %+v, Reconciling %+v", w.reason, stalled, reconciling)
+		}
+		if cs.Status.ObservedGeneration != cs.Generation {
+			t.Errorf("observedGeneration %d, generation %d: a stalled verdict is on this generation", cs.Status.ObservedGeneration, cs.Generation)
+		}
+	} else {
+		if reconciling == nil || reconciling.Status != metav1.ConditionTrue || reconciling.Reason != v1alpha1.ReasonProgressingWithRetry || stalled != nil {
+			t.Errorf("want Reconciling=True (%s) and no Stalled, got Reconciling %+v, Stalled %+v", v1alpha1.ReasonProgressingWithRetry, reconciling, stalled)
+		}
+		if cs.Status.Failures < 1 || cs.Status.LastFailureTime == nil {
+			t.Errorf("failures %d, lastFailureTime %v: the backoff is not on record", cs.Status.Failures, cs.Status.LastFailureTime)
+		}
+	}
+}
+
+// tcase is one case's world: its namespace, credential and org, so cases
+// run in parallel without sharing a token, a spec cache entry or a count.
+type tcase struct {
+	t        *testing.T
+	ns       string
+	clientID string
+	secret   string
+	org      string
+	cs       *v1alpha1.CapillarySource
+}
+
+var serial atomic.Int64
+
+func newCase(t *testing.T) *tcase {
+	n := serial.Add(1)
+	c := &tcase{
+		t:        t,
+		ns:       fmt.Sprintf("bad-%02d", n),
+		clientID: fmt.Sprintf("bad-client-%02d", n),
+		secret:   fmt.Sprintf("bad-secret-%02d-%016x", n, rand.Uint64()),
+		org:      fmt.Sprintf("%024X@AdobeOrg", 0xBAD00000+n),
+	}
+	env.Emulator.AddCredential(c.clientID, c.secret)
+	rec.AddSecret(leakcheck.KindClientSecret, c.secret)
+	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.ns}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { adobe.setRule(c.clientID, nil) })
+	return c
+}
+
+func (c *tcase) goodSecret() map[string]string {
+	return map[string]string{"clientId": c.clientID, "clientSecret": c.secret}
+}
+
+func (c *tcase) createSecret(data map[string]string) {
+	c.t.Helper()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "adobe"}, StringData: data}
+	if err := env.Client.Create(context.Background(), s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// updateSecret replaces the Secret's data, as `kubectl apply` of a fixed
+// Secret would.
+func (c *tcase) updateSecret(data map[string]string) {
+	c.t.Helper()
+	ctx := context.Background()
+	s := &corev1.Secret{}
+	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: "adobe"}, s); err != nil {
+		c.t.Fatal(err)
+	}
+	s.Data = nil
+	s.StringData = data
+	if err := env.Client.Update(ctx, s); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *tcase) create(mutate ...func(*v1alpha1.CapillarySource)) {
+	c.t.Helper()
+	cs := &v1alpha1.CapillarySource{
+		ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "loyalty"},
+		Spec: v1alpha1.CapillarySourceSpec{
+			CredentialsSecretRef: v1alpha1.CredentialsSecretReference{Name: "adobe"},
+			OrgID:                c.org,
+			Target:               v1alpha1.Target{DatasetID: defaultDataset, SchemaID: defaultSchemaID},
+			Mappings: []v1alpha1.Mapping{
+				{SourceAttribute: "loyalty.points", DestinationXdmPath: "loyalty.points"},
+				{SourceAttribute: "identityMap.email.id", DestinationXdmPath: "identityMap.email[0].id", Identity: true},
+			},
+		},
+	}
+	for _, m := range mutate {
+		m(cs)
+	}
+	if err := env.Client.Create(context.Background(), cs); err != nil {
+		c.t.Fatalf("create: %v", err)
+	}
+	c.cs = cs
+}
+
+func (c *tcase) get() *v1alpha1.CapillarySource {
+	c.t.Helper()
+	got := &v1alpha1.CapillarySource{}
+	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c.cs), got); err != nil {
+		c.t.Fatalf("get: %v", err)
+	}
+	return got
+}
+
+func (c *tcase) update(mutate func(*v1alpha1.CapillarySource)) {
+	c.t.Helper()
+	for range 10 {
+		cur := c.get()
+		mutate(cur)
+		err := env.Client.Update(context.Background(), cur)
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			c.t.Fatalf("update: %v", err)
+		}
+	}
+	c.t.Fatal("update: kept conflicting")
+}
+
+func (c *tcase) requestReconcile(token string) {
+	c.t.Helper()
+	c.update(func(cs *v1alpha1.CapillarySource) {
+		if cs.Annotations == nil {
+			cs.Annotations = map[string]string{}
+		}
+		cs.Annotations[v1alpha1.ReconcileRequestAnnotation] = token
+	})
+}
+
+func (c *tcase) waitFor(what string, cond func(*v1alpha1.CapillarySource) bool) *v1alpha1.CapillarySource {
+	c.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var last *v1alpha1.CapillarySource
+	for time.Now().Before(deadline) {
+		last = &v1alpha1.CapillarySource{}
+		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c.cs), last); err == nil && cond(last) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("never %s; last status: %+v", what, last.Status)
+	return nil
+}
+
+func isReady(cs *v1alpha1.CapillarySource) bool {
+	return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady) &&
+		cs.Status.ObservedGeneration == cs.Generation
+}
+
+// countEvents counts the Warning events with reason about the resource,
+// repeats (a series) included.
+func (c *tcase) countEvents(reason string) int {
+	c.t.Helper()
+	var l eventsv1.EventList
+	if err := env.Client.List(context.Background(), &l, client.InNamespace(c.ns)); err != nil {
+		c.t.Fatal(err)
+	}
+	n := 0
+	for _, e := range l.Items {
+		if e.Reason == reason && e.Type == corev1.EventTypeWarning && e.Regarding.Name == c.cs.Name {
+			n++
+			if e.Series != nil {
+				n += int(e.Series.Count) - 1
+			}
+		}
+	}
+	return n
+}
+
+// waitEvent waits for the Warning event a terminal failure records.
+func (c *tcase) waitEvent(reason string) int {
+	c.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if n := c.countEvents(reason); n > 0 {
+			return n
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Errorf("no Warning event with reason %s", reason)
+	return 0
+}
+
+func (c *tcase) objects(kind emulator.Kind) []emulator.Object {
+	return ownership.NewIndex(env.Emulator.Objects()).Of(c.cs.UID, kind)
+}
+
+// assertOneOfEach: exactly one source connection, target connection and
+// dataflow for the resource, the ones its status names.
+func (c *tcase) assertOneOfEach(cs *v1alpha1.CapillarySource) {
+	c.t.Helper()
+	ids := map[emulator.Kind]string{
+		emulator.KindSourceConnection: cs.Status.SourceConnectionID,
+		emulator.KindTargetConnection: cs.Status.TargetConnectionID,
+		emulator.KindFlow:             cs.Status.DataflowID,
+	}
+	for _, kind := range ownership.Kinds {
+		objs := c.objects(kind)
+		if len(objs) != 1 || objs[0].ID != ids[kind] {
+			c.t.Errorf("%d %s in Adobe for the resource, status names %q: want exactly that one", len(objs), kind, ids[kind])
+		}
+	}
+}
+
+// deleteAndCheck deletes the resource and checks it leaves nothing in Adobe.
+// When deletion is expected to be blocked, it checks the resource says so and
+// lets it go with deletionPolicy: Orphan.
+func (c *tcase) deleteAndCheck(blocked bool) {
+	c.t.Helper()
+	ctx := context.Background()
+	if err := env.Client.Delete(ctx, c.cs); err != nil {
+		c.t.Fatalf("delete: %v", err)
+	}
+	if blocked {
+		got := c.waitFor(v1alpha1.ReasonDeleteBlocked, func(cs *v1alpha1.CapillarySource) bool {
+			return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionStalled) &&
+				meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionStalled).Reason == v1alpha1.ReasonDeleteBlocked
+		})
+		msg := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Message
+		if !strings.Contains(msg, "deletionPolicy: Orphan") {
+			c.t.Errorf("DeleteBlocked message %q does not give the way out", msg)
+		}
+		c.update(func(cs *v1alpha1.CapillarySource) { cs.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		err := env.Client.Get(ctx, client.ObjectKeyFromObject(c.cs), &v1alpha1.CapillarySource{})
+		if apierrors.IsNotFound(err) {
+			break
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("never deleted; status: %+v", c.get().Status)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, kind := range ownership.Kinds {
+		if n := len(c.objects(kind)); n != 0 {
+			c.t.Errorf("%d %s left in Adobe after the resource was deleted", n, kind)
+		}
+	}
+}

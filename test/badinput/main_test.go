@@ -1,0 +1,238 @@
+package badinput_test
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"k8s.io/client-go/dynamic"
+
+	"github.com/aepoperator/capillary-operator/internal/aepspec"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv"
+	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
+)
+
+// What the emulator refuses, for the cases that need Adobe to say no.
+const (
+	unentitledOrg   = "0BAD0000000000000000403A@AdobeOrg"
+	refusedDataset  = "refused-dataset"
+	refusedXDMPath  = "_acme.notInSchema"
+	defaultDataset  = "6889f4f89b982b2b90bc1207"
+	defaultSchemaID = "https://ns.adobe.com/acme/schemas/52b59140414aa6a370ef5e21155fd7a686744b8739ecc168"
+)
+
+var (
+	env   *localenv.Env
+	dyn   dynamic.Interface
+	adobe *proxy
+	rec   = leakcheck.NewRecorder(nil)
+	logs  *leakcheck.Log
+	hist  *leakcheck.History
+	op    *localenv.Manager
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+// caseParallelism: the runtime cases spend most of their time watching a
+// quiet window, so they run together even on two cores (unless -parallel
+// says otherwise).
+const caseParallelism = "16"
+
+func run(m *testing.M) int {
+	flag.Parse()
+	explicit := false
+	flag.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "test.parallel" })
+	if !explicit {
+		_ = flag.Set("test.parallel", caseParallelism)
+	}
+	logs = leakcheck.CaptureLogs(nil)
+	var err error
+	env, err = localenv.Start(localenv.Options{
+		Emulator: emulator.Options{
+			UnentitledOrgs: []string{unentitledOrg},
+			RejectDatasets: []string{refusedDataset},
+			RejectMappings: []string{refusedXDMPath},
+		},
+		ValidateRequests: specsAvailable(),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start local environment:", err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	if dyn, err = dynamic.NewForConfig(env.Config); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if adobe, err = newProxy(env.AdobeURL); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer adobe.srv.Close()
+	if hist, err = leakcheck.WatchSources(env.Config); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	// One operator for every case, with production timings except the
+	// resync, pointed at the proxy in front of the emulator.
+	o := env.ManagerOptions()
+	o.IMSURL, o.PlatformURL = adobe.srv.URL, adobe.srv.URL
+	o.HTTPClient = rec.Client()
+	o.ResyncInterval = time.Hour
+	o.AdobeQPS, o.AdobeBurst = 1000, 1000
+	if op, err = env.StartManager(o); err != nil {
+		fmt.Fprintln(os.Stderr, "start operator:", err)
+		return 1
+	}
+
+	code := m.Run()
+	if err := op.Stop(); err != nil {
+		fmt.Fprintln(os.Stderr, "operator stopped with an error:", err)
+		code = 1
+	}
+	hist.Stop()
+	if code != 0 || len(rec.Requests()) == 0 {
+		return code
+	}
+	findings, err := leakcheck.Scan(context.Background(), env.Client, rec, logs, hist)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "secret scan:", err)
+		return 1
+	}
+	for _, f := range findings {
+		fmt.Fprintln(os.Stderr, "secret scan: credential leaked:", f)
+	}
+	if len(findings) > 0 {
+		return 1
+	}
+	fmt.Println(leakcheck.Summary(rec, logs, hist))
+	return 0
+}
+
+func specsAvailable() bool {
+	if os.Getenv("CI") == "true" {
+		return true
+	}
+	_, err := aepspec.Dir()
+	return err == nil
+}
+
+// rule answers a request in Adobe's place when it returns true.
+type rule func(w http.ResponseWriter, r *http.Request, op string) bool
+
+// proxy stands in front of the emulator: it counts every call per client ID
+// and operation, and lets a case answer some calls itself (garbage, HTML, an
+// hour's Retry-After, etag conflicts) without touching the other cases.
+type proxy struct {
+	srv *httptest.Server
+	rp  *httputil.ReverseProxy
+
+	mu    sync.Mutex
+	rules map[string]rule
+	calls map[string]map[string]int
+}
+
+func newProxy(target string) (*proxy, error) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return nil, err
+	}
+	p := &proxy{rp: httputil.NewSingleHostReverseProxy(u), rules: map[string]rule{}, calls: map[string]map[string]int{}}
+	p.srv = httptest.NewServer(p)
+	return p, nil
+}
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	clientID, op := identify(r)
+	p.mu.Lock()
+	if p.calls[clientID] == nil {
+		p.calls[clientID] = map[string]int{}
+	}
+	p.calls[clientID][op]++
+	answer := p.rules[clientID]
+	p.mu.Unlock()
+	if answer != nil && answer(w, r, op) {
+		return
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+// setRule makes rule answer the client's calls (nil: none).
+func (p *proxy) setRule(clientID string, rl rule) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if rl == nil {
+		delete(p.rules, clientID)
+		return
+	}
+	p.rules[clientID] = rl
+}
+
+// count returns the client's calls to the operations (all when none given).
+func (p *proxy) count(clientID string, ops ...string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for op, c := range p.calls[clientID] {
+		if len(ops) == 0 || contains(ops, op) {
+			n += c
+		}
+	}
+	return n
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// identify names the client (the form's client_id for IMS, x-api-key for
+// Platform) and the operation, with the emulator's operation names.
+func identify(r *http.Request) (clientID, op string) {
+	if r.Method == http.MethodPost && r.URL.Path == emulator.IMSTokenPath {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		form, _ := url.ParseQuery(string(body))
+		return form.Get("client_id"), emulator.OpIMSToken
+	}
+	clientID = r.Header.Get("x-api-key")
+	path := strings.TrimPrefix(strings.TrimPrefix(r.URL.Path, emulator.FlowServicePrefix), emulator.DataPrepPrefix)
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	coll := parts[0]
+	switch {
+	case len(parts) == 1 && r.Method == http.MethodPost:
+		op = coll + ".create"
+	case len(parts) == 1:
+		op = coll + ".list"
+	case len(parts) == 3:
+		op = coll + ".action"
+	case r.Method == http.MethodGet:
+		op = coll + ".get"
+	case r.Method == http.MethodPatch:
+		op = coll + ".patch"
+	case r.Method == http.MethodPut:
+		op = coll + ".update"
+	case r.Method == http.MethodDelete:
+		op = coll + ".delete"
+	default:
+		op = emulator.OpUnknown
+	}
+	return clientID, op
+}

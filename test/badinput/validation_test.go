@@ -1,0 +1,333 @@
+package badinput_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/yaml"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/controlplane"
+)
+
+// The CRD's rules at `kubectl apply --server-side` time, through the real
+// API server. api/v1alpha1's TestCreateValidation and TestUpdateValidation
+// (typed Create and Update) already cover the rules listed in apiCovered;
+// this table adds every other rule, applied the way kubectl applies: a
+// server-side apply patch with strict field validation. TestEveryRuleIsCovered
+// walks the CRD so that a new rule without a case fails.
+
+var gvr = schema.GroupVersionResource{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Resource: "capillarysources"}
+
+// apiCovered maps rules to the api/v1alpha1 case that refuses them.
+var apiCovered = map[string]string{
+	"spec.orgId:pattern":                        "TestCreateValidation/orgId without @AdobeOrg",
+	"spec.orgId:minLength":                      "TestCreateValidation/orgId missing",
+	"spec.orgId:rule":                           "TestUpdateValidation/orgId is immutable",
+	"spec.connectionSpecId:pattern":             "TestCreateValidation/connectionSpecId not a UUID",
+	"spec.sandboxName:pattern":                  "TestCreateValidation/sandbox name with capitals",
+	"spec.sandboxName:rule":                     "TestUpdateValidation/sandboxName is immutable",
+	"spec.deletionPolicy:enum":                  "TestCreateValidation/unknown deletionPolicy",
+	"spec.target.datasetId:minLength":           "TestCreateValidation/datasetId missing",
+	"spec.target.schemaId:pattern":              "TestCreateValidation/schemaId not an XDM $id",
+	"spec.target:rule":                          "TestUpdateValidation/target is immutable",
+	"spec.credentialsSecretRef.name:minLength":  "TestCreateValidation/secret name missing",
+	"spec.credentialsSecretRef:rule":            "TestCreateValidation/same key for id and secret",
+	"spec.mappings[].sourceAttribute:minLength": "TestCreateValidation/mapping without source",
+	"spec.mappings:x-kubernetes-list-type":      "TestCreateValidation/two mappings to one XDM path",
+	"spec.mappings:maxItems":                    "TestCreateValidation/too many mappings",
+	"spec:rule":                                 "TestUpdateValidation/connectionSpecId is immutable",
+}
+
+type obj = map[string]any
+
+type applyCase struct {
+	name string
+	// rules are the CRD rules the case exercises (see crdRules).
+	rules  []string
+	mutate func(o obj)
+	// wantField and wantType are the cause the API server reports; an empty
+	// wantType means the object is accepted.
+	wantField string
+	wantType  metav1.CauseType
+}
+
+// refusedByApply marks a manifest the API server refuses while building the
+// apply patch, before validation: it names the field but gives no cause
+// (kube-apiserver answers 500 "failed to create typed patch object", which
+// kubectl prints as is).
+const refusedByApply metav1.CauseType = "RefusedByApply"
+
+func TestCRDValidationAtApply(t *testing.T) {
+	long := func(n int) string { return strings.Repeat("a", n) }
+	cases := []applyCase{
+		{name: "the sample applies", mutate: func(o obj) {}},
+
+		// Required fields, absent (not empty) as in a manifest that forgot them.
+		{name: "no spec", rules: []string{":required:spec"}, mutate: func(o obj) { delete(o, "spec") }, wantField: "spec", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "no credentialsSecretRef", rules: []string{"spec:required:credentialsSecretRef"}, mutate: del("spec.credentialsSecretRef"), wantField: "spec.credentialsSecretRef", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "no orgId", rules: []string{"spec:required:orgId"}, mutate: del("spec.orgId"), wantField: "spec.orgId", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "no target", rules: []string{"spec:required:target"}, mutate: del("spec.target"), wantField: "spec.target", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "no Secret name", rules: []string{"spec.credentialsSecretRef:required:name"}, mutate: del("spec.credentialsSecretRef.name"), wantField: "spec.credentialsSecretRef.name", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "no datasetId", rules: []string{"spec.target:required:datasetId"}, mutate: del("spec.target.datasetId"), wantField: "spec.target.datasetId", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "no schemaId", rules: []string{"spec.target:required:schemaId"}, mutate: del("spec.target.schemaId"), wantField: "spec.target.schemaId", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "mapping without sourceAttribute", rules: []string{"spec.mappings[]:required:sourceAttribute"},
+			mutate: set("spec.mappings", []any{obj{"destinationXdmPath": "loyalty.points"}}), wantField: "spec.mappings[0].sourceAttribute", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "mapping without destinationXdmPath", rules: []string{"spec.mappings[]:required:destinationXdmPath"},
+			mutate: set("spec.mappings", []any{obj{"sourceAttribute": "loyalty.points"}}), wantField: ".spec.mappings: element 0", wantType: refusedByApply},
+
+		// Lengths.
+		{name: "Secret name too long", rules: []string{"spec.credentialsSecretRef.name:maxLength"}, mutate: set("spec.credentialsSecretRef.name", long(254)), wantField: "spec.credentialsSecretRef.name", wantType: metav1.CauseTypeTooLong},
+		{name: "clientIdKey empty", rules: []string{"spec.credentialsSecretRef.clientIdKey:minLength"}, mutate: set("spec.credentialsSecretRef.clientIdKey", ""), wantField: "spec.credentialsSecretRef.clientIdKey", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "clientIdKey too long", rules: []string{"spec.credentialsSecretRef.clientIdKey:maxLength"}, mutate: set("spec.credentialsSecretRef.clientIdKey", long(254)), wantField: "spec.credentialsSecretRef.clientIdKey", wantType: metav1.CauseTypeTooLong},
+		{name: "clientSecretKey empty", rules: []string{"spec.credentialsSecretRef.clientSecretKey:minLength"}, mutate: set("spec.credentialsSecretRef.clientSecretKey", ""), wantField: "spec.credentialsSecretRef.clientSecretKey", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "clientSecretKey too long", rules: []string{"spec.credentialsSecretRef.clientSecretKey:maxLength"}, mutate: set("spec.credentialsSecretRef.clientSecretKey", long(254)), wantField: "spec.credentialsSecretRef.clientSecretKey", wantType: metav1.CauseTypeTooLong},
+		{name: "orgId too long", rules: []string{"spec.orgId:maxLength"}, mutate: set("spec.orgId", long(120)+"@AdobeOrg"), wantField: "spec.orgId", wantType: metav1.CauseTypeTooLong},
+		{name: "orgId at its longest", mutate: set("spec.orgId", long(119)+"@AdobeOrg")},
+		{name: "sandboxName empty", rules: []string{"spec.sandboxName:minLength"}, mutate: set("spec.sandboxName", ""), wantField: "spec.sandboxName", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "sandboxName too long", rules: []string{"spec.sandboxName:maxLength"}, mutate: set("spec.sandboxName", long(64)), wantField: "spec.sandboxName", wantType: metav1.CauseTypeTooLong},
+		{name: "sandboxName at its longest", mutate: set("spec.sandboxName", long(63))},
+		{name: "datasetId too long", rules: []string{"spec.target.datasetId:maxLength"}, mutate: set("spec.target.datasetId", long(65)), wantField: "spec.target.datasetId", wantType: metav1.CauseTypeTooLong},
+		{name: "schemaId too long", rules: []string{"spec.target.schemaId:maxLength"}, mutate: set("spec.target.schemaId", "https://ns.adobe.com/"+long(492)), wantField: "spec.target.schemaId", wantType: metav1.CauseTypeTooLong},
+		{name: "schemaVersion too long", rules: []string{"spec.target.schemaVersion:maxLength"}, mutate: set("spec.target.schemaVersion", "application/vnd.adobe.xed+json;version="+strings.Repeat("1", 90)), wantField: "spec.target.schemaVersion", wantType: metav1.CauseTypeTooLong},
+		{name: "sourceAttribute too long", rules: []string{"spec.mappings[].sourceAttribute:maxLength"},
+			mutate: set("spec.mappings", []any{obj{"sourceAttribute": long(513), "destinationXdmPath": "x"}}), wantField: "spec.mappings[0].sourceAttribute", wantType: metav1.CauseTypeTooLong},
+		{name: "destinationXdmPath empty", rules: []string{"spec.mappings[].destinationXdmPath:minLength"},
+			mutate: set("spec.mappings", []any{obj{"sourceAttribute": "a", "destinationXdmPath": ""}}), wantField: "spec.mappings[0].destinationXdmPath", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "destinationXdmPath too long", rules: []string{"spec.mappings[].destinationXdmPath:maxLength"},
+			mutate: set("spec.mappings", []any{obj{"sourceAttribute": "a", "destinationXdmPath": long(513)}}), wantField: "spec.mappings[0].destinationXdmPath", wantType: metav1.CauseTypeTooLong},
+
+		// Patterns.
+		{name: "Secret name not a DNS subdomain", rules: []string{"spec.credentialsSecretRef.name:pattern"}, mutate: set("spec.credentialsSecretRef.name", "Adobe_Credentials"), wantField: "spec.credentialsSecretRef.name", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "clientIdKey not a Secret key", rules: []string{"spec.credentialsSecretRef.clientIdKey:pattern"}, mutate: set("spec.credentialsSecretRef.clientIdKey", "client id"), wantField: "spec.credentialsSecretRef.clientIdKey", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "clientSecretKey not a Secret key", rules: []string{"spec.credentialsSecretRef.clientSecretKey:pattern"}, mutate: set("spec.credentialsSecretRef.clientSecretKey", "client/secret"), wantField: "spec.credentialsSecretRef.clientSecretKey", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "datasetId with a dot", rules: []string{"spec.target.datasetId:pattern"}, mutate: set("spec.target.datasetId", "6889f4f8.9b98"), wantField: "spec.target.datasetId", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "schemaVersion not an XED content type", rules: []string{"spec.target.schemaVersion:pattern"}, mutate: set("spec.target.schemaVersion", "application/json"), wantField: "spec.target.schemaVersion", wantType: metav1.CauseTypeFieldValueInvalid},
+
+		// Types and fields the schema does not know (not rules of their own:
+		// structural schema and kubectl's strict field validation).
+		{name: "suspend as a string", mutate: set("spec.suspend", "yes"), wantField: ".spec.suspend", wantType: refusedByApply},
+		{name: "an endpoint field the API does not have", mutate: set("spec.platformUrl", "https://attacker.example"), wantField: ".spec.platformUrl", wantType: refusedByApply},
+	}
+
+	ctx := context.Background()
+	ns := "validation"
+	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		t.Fatal(err)
+	}
+	base := sampleObject(t)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			o := deepCopy(t, base)
+			name := fmt.Sprintf("apply-%02d", i)
+			o["metadata"] = obj{"name": name, "namespace": ns}
+			tc.mutate(o)
+			err := apply(ctx, ns, name, o)
+			switch {
+			case tc.wantType == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.wantType == "":
+				return
+			case err == nil:
+				t.Fatalf("accepted, want %s on %q", tc.wantType, tc.wantField)
+			case tc.wantType == refusedByApply:
+				if !strings.Contains(err.Error(), tc.wantField) {
+					t.Fatalf("error %v, want it to name %s", err, tc.wantField)
+				}
+				return
+			}
+			var st apierrors.APIStatus
+			if !errors.As(err, &st) || st.Status().Reason != metav1.StatusReasonInvalid || st.Status().Details == nil {
+				t.Fatalf("error %v, want reason Invalid with causes", err)
+			}
+			var got []string
+			for _, c := range st.Status().Details.Causes {
+				if c.Field == tc.wantField && c.Type == tc.wantType {
+					return
+				}
+				got = append(got, fmt.Sprintf("%s on %q", c.Type, c.Field))
+			}
+			t.Errorf("causes %v, want %s on %q", got, tc.wantType, tc.wantField)
+		})
+	}
+	t.Run("every rule has a case", func(t *testing.T) {
+		covered := map[string]string{}
+		for k, v := range apiCovered {
+			covered[k] = v
+		}
+		for _, tc := range cases {
+			for _, r := range tc.rules {
+				covered[r] = "TestCRDValidationAtApply/" + tc.name
+			}
+		}
+		rules := crdRules(t)
+		for _, r := range rules {
+			if covered[r] == "" {
+				t.Errorf("CRD rule %s has no case: add one to TestCRDValidationAtApply", r)
+			}
+		}
+		for r, by := range covered {
+			if !slices.Contains(rules, r) {
+				t.Errorf("%s names rule %s, which the CRD does not have", by, r)
+			}
+		}
+	})
+}
+
+// apply is `kubectl apply --server-side`: an apply patch, strict field
+// validation, kubectl's field manager.
+func apply(ctx context.Context, ns, name string, o obj) error {
+	o["apiVersion"] = v1alpha1.GroupVersion.String()
+	o["kind"] = "CapillarySource"
+	b, err := json.Marshal(o)
+	if err != nil {
+		return err
+	}
+	force := true
+	_, err = dyn.Resource(gvr).Namespace(ns).Patch(ctx, name, types.ApplyPatchType, b, metav1.PatchOptions{
+		FieldManager: "kubectl", Force: &force, FieldValidation: metav1.FieldValidationStrict,
+	})
+	return err
+}
+
+func sampleObject(t *testing.T) obj {
+	t.Helper()
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "config", "samples", "sources_v1alpha1_capillarysource.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := obj{}
+	if err := yaml.Unmarshal(b, &o); err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+func deepCopy(t *testing.T, o obj) obj {
+	t.Helper()
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := obj{}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// parent walks a dotted path to the map that holds its last element.
+func parent(o obj, path string) (obj, string) {
+	parts := strings.Split(path, ".")
+	for _, p := range parts[:len(parts)-1] {
+		next, ok := o[p].(obj)
+		if !ok {
+			next = obj{}
+			o[p] = next
+		}
+		o = next
+	}
+	return o, parts[len(parts)-1]
+}
+
+func set(path string, v any) func(obj) {
+	return func(o obj) { m, k := parent(o, path); m[k] = v }
+}
+
+func del(path string) func(obj) {
+	return func(o obj) { m, k := parent(o, path); delete(m, k) }
+}
+
+// crdRules lists every validation rule of the CRD a user's manifest can hit:
+// "<path>:<keyword>" (minLength, maxLength, pattern, enum, maxItems,
+// x-kubernetes-list-type, ...), "<path>:required:<field>" and "<path>:rule"
+// for CEL rules. Status is the operator's to write (kubectl apply does not
+// send it through the status subresource), so it is not walked.
+func crdRules(t *testing.T) []string {
+	t.Helper()
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "sources.aepoperator.dev_capillarysources.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crd apiextensionsv1.CustomResourceDefinition
+	if err := yaml.UnmarshalStrict(b, &crd); err != nil {
+		t.Fatal(err)
+	}
+	var rules []string
+	var walk func(path string, s *apiextensionsv1.JSONSchemaProps)
+	walk = func(path string, s *apiextensionsv1.JSONSchemaProps) {
+		add := func(kw string, present bool) {
+			if present {
+				rules = append(rules, path+":"+kw)
+			}
+		}
+		add("minLength", s.MinLength != nil)
+		add("maxLength", s.MaxLength != nil)
+		add("pattern", s.Pattern != "")
+		add("enum", len(s.Enum) > 0)
+		add("format", s.Format != "")
+		add("minItems", s.MinItems != nil)
+		add("maxItems", s.MaxItems != nil)
+		add("uniqueItems", s.UniqueItems)
+		add("minimum", s.Minimum != nil)
+		add("maximum", s.Maximum != nil)
+		add("minProperties", s.MinProperties != nil)
+		add("maxProperties", s.MaxProperties != nil)
+		add("x-kubernetes-list-type", s.XListType != nil && *s.XListType != "atomic")
+		for i := range s.XValidations {
+			kw := "rule"
+			if i > 0 {
+				kw = fmt.Sprintf("rule#%d", i)
+			}
+			add(kw, true)
+		}
+		for _, r := range s.Required {
+			rules = append(rules, path+":required:"+r)
+		}
+		for name, p := range s.Properties {
+			if path == "" && name != "spec" {
+				continue // status, metadata, apiVersion, kind
+			}
+			child := name
+			if path != "" {
+				child = path + "." + name
+			}
+			walk(child, &p)
+		}
+		if s.Items != nil && s.Items.Schema != nil {
+			walk(path+"[]", s.Items.Schema)
+		}
+	}
+	for _, v := range crd.Spec.Versions {
+		if v.Name == v1alpha1.GroupVersion.Version {
+			walk("", v.Schema.OpenAPIV3Schema)
+		}
+	}
+	slices.Sort(rules)
+	rules = slices.Compact(rules)
+	if len(rules) < 20 {
+		t.Fatalf("found only %d rules in the CRD: the walk is broken", len(rules))
+	}
+	return rules
+}

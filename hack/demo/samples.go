@@ -31,11 +31,16 @@ func loadSamples(dir string) (*samples, error) {
 	}
 	s := &samples{secrets: map[string]*corev1.Secret{}}
 	for _, r := range rm.Resources() {
-		m, err := r.Map()
+		// Through JSON, so numbers are int64 as in any decoded object.
+		data, err := r.MarshalJSON()
+		u := &unstructured.Unstructured{}
+		if err == nil {
+			err = u.UnmarshalJSON(data)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("read %s %s: %w", r.GetKind(), r.GetName(), err)
 		}
-		u := &unstructured.Unstructured{Object: m}
+		m := u.Object
 		s.objects = append(s.objects, u)
 		switch u.GroupVersionKind() {
 		case corev1.SchemeGroupVersion.WithKind("Secret"):

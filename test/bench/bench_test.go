@@ -1,0 +1,130 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"github.com/aepoperator/capillary-operator/internal/controlplane"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
+)
+
+// TestMain lets the test binary be the manager child too, as the bench
+// binary is.
+func TestMain(m *testing.M) {
+	if isChild() {
+		if err := runChild(); err != nil {
+			os.Stderr.WriteString("manager child: " + err.Error() + "\n")
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// TestSmoke runs the whole harness small (N=20, 200 unrelated Secrets, a
+// 10s resync) to keep it working, and checks the counts it reports: every
+// source Ready, the create chain's calls, one token per credential, reads
+// only and no Kubernetes writes in steady state. Timings are reported, never
+// asserted.
+func TestSmoke(t *testing.T) {
+	if !controlplane.BinariesPresent() && os.Getenv("CI") != "true" {
+		t.Skip("envtest binaries not built: run `make envtest`")
+	}
+	ctrl.SetLogger(logr.Discard())
+	const n, secrets = 20, 200
+	cfg := defaultConfig()
+	cfg.Sizes = []int{n}
+	cfg.NoiseSecrets = secrets
+	cfg.Latency = 5 * time.Millisecond
+	cfg.Resync = 10 * time.Second // the shortest the manager accepts
+	cfg.Probes = 1
+	cfg.Counterfact = false
+	cfg.OutDir = t.TempDir()
+
+	var log strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	rep, err := run(ctx, cfg, &log)
+	if err != nil {
+		t.Fatalf("bench run: %v\n%s", err, log.String())
+	}
+	if err := rep.write(cfg.OutDir); err != nil {
+		t.Fatalf("write report: %v", err)
+	}
+	t.Logf("harness log:\n%s", log.String())
+
+	// The report is on disk and reads back.
+	b, err := os.ReadFile(filepath.Join(cfg.OutDir, "report.json"))
+	if err != nil {
+		t.Fatalf("report.json: %v", err)
+	}
+	var back report
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatalf("report.json does not decode: %v", err)
+	}
+	for _, f := range []string{"summary.txt", "time-to-ready-n20.svg"} {
+		if fi, err := os.Stat(filepath.Join(cfg.OutDir, f)); err != nil || fi.Size() == 0 {
+			t.Errorf("%s missing or empty: %v", f, err)
+		}
+	}
+	if len(back.Runs) != 1 {
+		t.Fatalf("report has %d runs, want 1", len(back.Runs))
+	}
+	r := back.Runs[0]
+
+	if back.MemoryTrap.CachedSecrets < secrets {
+		t.Errorf("manager's metadata cache saw %d of the %d unrelated Secrets", back.MemoryTrap.CachedSecrets, secrets)
+	}
+	if r.Cold.Ready != n || len(r.Cold.TimesSeconds) != n {
+		t.Errorf("%d of %d sources Ready (%d times recorded)", r.Cold.Ready, n, len(r.Cold.TimesSeconds))
+	}
+	// The create chain: exactly one of each per source, nothing else of its own.
+	for _, op := range perResourceOps {
+		if got := r.Cold.Adobe.ByOp[op]; got != n {
+			t.Errorf("cold: %s called %d times for %d sources, want %d", op, got, n, n)
+		}
+	}
+	if r.Cold.Adobe.PerResource > 6 {
+		t.Errorf("cold: %.2f Adobe calls per source excluding shared lookups, want ≤ 6", r.Cold.Adobe.PerResource)
+	}
+	if r.Cold.Adobe.Failed != 0 {
+		t.Errorf("cold: %d Adobe calls failed", r.Cold.Adobe.Failed)
+	}
+	if len(r.Cold.Adobe.TokensPerCredential) != cfg.Credentials {
+		t.Errorf("cold: tokens for %d credentials, want %d", len(r.Cold.Adobe.TokensPerCredential), cfg.Credentials)
+	}
+	for id, c := range r.Cold.Adobe.TokensPerCredential {
+		if c != 1 {
+			t.Errorf("cold: %d IMS token requests for %s, want 1", c, id)
+		}
+	}
+	// Steady state: the resyncs happened, read only the dataflow, wrote nothing.
+	if r.Steady.Reconciles == 0 {
+		t.Errorf("steady: no resync reconciles in a %.1fs window with a %s resync", r.Steady.WindowSeconds, r.Steady.ResyncInterval)
+	}
+	for op, c := range r.Steady.Adobe.ByOp {
+		if op != emulator.OpFlowsGet {
+			t.Errorf("steady: %d calls to %s, want only %s", c, op, emulator.OpFlowsGet)
+		}
+	}
+	if r.Steady.Adobe.ByOp[emulator.OpFlowsGet] > r.Steady.Reconciles {
+		t.Errorf("steady: %d dataflow reads for %d reconciles, want at most one each", r.Steady.Adobe.ByOp[emulator.OpFlowsGet], r.Steady.Reconciles)
+	}
+	if r.Steady.Kube.Writes != 0 {
+		t.Errorf("steady: %d Kubernetes writes (%v), want 0", r.Steady.Kube.Writes, r.Steady.Kube.WritesByVerb)
+	}
+	if len(r.NewResource.Seconds) != 1 || r.NewResource.Seconds[0] < 0 {
+		t.Errorf("new source among N never became Ready: %v", r.NewResource.Seconds)
+	}
+	if len(r.Targets) == 0 || len(back.Targets) == 0 {
+		t.Error("report compares no targets")
+	}
+}

@@ -18,15 +18,6 @@ import (
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 )
 
-// stepConditions are the conditions of the chain, in order.
-var stepConditions = []string{
-	v1alpha1.ConditionCredentialsReady,
-	v1alpha1.ConditionSourceConnectionReady,
-	v1alpha1.ConditionTargetConnectionReady,
-	v1alpha1.ConditionMappingReady,
-	v1alpha1.ConditionDataflowReady,
-}
-
 // scope carries one reconcile of one CapillarySource.
 type scope struct {
 	cs *v1alpha1.CapillarySource
@@ -183,7 +174,7 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		}
 		if isConflict(err) {
 			// Someone else wrote the object; requeue quietly with a fresh read.
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: jitter(conflictRequeue, 0.5)}, nil
 		}
 		cs.Status.Failures++
 		cs.Status.LastFailureTime = &metav1.Time{Time: s.now}
@@ -199,13 +190,16 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 
 	if werr := r.saveProgress(ctx, s); werr != nil {
 		if isConflict(werr) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: jitter(conflictRequeue, 0.5)}, nil
 		}
 		return ctrl.Result{}, werr
 	}
 	recordMetrics(cs, s.wasReady, s.now)
 	return result, nil
 }
+
+// conflictRequeue is how soon a reconcile that lost a write race runs again.
+const conflictRequeue = time.Second
 
 func isConflict(err error) bool { return apierrors.IsConflict(err) }
 

@@ -509,13 +509,3 @@ func (h *harness) edit(mutate func(*v1alpha1.CapillarySource)) {
 		h.t.Fatalf("update: %v", err)
 	}
 }
-
-// setStatus replaces the stored status.
-func (h *harness) setStatus(mutate func(*v1alpha1.CapillarySourceStatus)) {
-	h.t.Helper()
-	cs := h.get()
-	mutate(&cs.Status)
-	if err := h.c.Status().Update(h.t.Context(), cs); err != nil {
-		h.t.Fatalf("update status: %v", err)
-	}
-}

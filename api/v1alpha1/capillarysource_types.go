@@ -270,7 +270,3 @@ type CapillarySourceList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []CapillarySource `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&CapillarySource{}, &CapillarySourceList{})
-}

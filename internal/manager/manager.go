@@ -80,13 +80,13 @@ type Options struct {
 // Defaults returns the production defaults.
 func Defaults() Options {
 	return Options{
-		IMSURL:                  ims.DefaultURL,
-		PlatformURL:             flowservice.DefaultBaseURL,
-		IMSScopes:               ims.DefaultScopes,
-		ResyncInterval:          controllers.DefaultResyncInterval,
-		StalledRetryInterval:    controllers.DefaultStalledRetryInterval,
-		RetryBaseDelay:          controllers.DefaultRetryBaseDelay,
-		RetryMaxDelay:           controllers.DefaultRetryMaxDelay,
+		IMSURL:               ims.DefaultURL,
+		PlatformURL:          flowservice.DefaultBaseURL,
+		IMSScopes:            ims.DefaultScopes,
+		ResyncInterval:       controllers.DefaultResyncInterval,
+		StalledRetryInterval: controllers.DefaultStalledRetryInterval,
+		RetryBaseDelay:       controllers.DefaultRetryBaseDelay,
+		RetryMaxDelay:        controllers.DefaultRetryMaxDelay,
 		// Sized in docs/performance.md: 20 calls/s per org carries 5000
 		// sources at the 10m resync (8.3 reads/s) with more than half the
 		// rate left for new work, and 10 workers keep that rate busy when an

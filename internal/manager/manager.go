@@ -15,11 +15,14 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -216,7 +219,19 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if o.SecureMetrics && o.MetricsAddr != "0" {
 		metricsOpts.FilterProvider = filters.WithAuthenticationAndAuthorization
 	}
-	cacheOpts := cache.Options{}
+	cacheOpts := cache.Options{
+		// Nothing reads managedFields; they are a large part of every cached
+		// object (docs/performance.md).
+		DefaultTransform: cache.TransformStripManagedFields(),
+		// Secrets are watched for their metadata only, to find the sources
+		// that use one when it changes; name, namespace and resourceVersion
+		// are all that takes. Their annotations go too: kubectl apply keeps
+		// the whole Secret, data included, in last-applied-configuration.
+		// (The reconciler reads Secrets uncached, through the APIReader.)
+		ByObject: map[client.Object]cache.ByObject{
+			&corev1.Secret{}: {Transform: stripSecretMetadata},
+		},
+	}
 	if ns := splitList(o.WatchNamespaces); len(ns) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, n := range ns {
@@ -277,6 +292,16 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		return nil, fmt.Errorf("set up CapillarySource controller: %w", err)
 	}
 	return mgr, nil
+}
+
+// stripSecretMetadata keeps a cached Secret's metadata down to what the
+// watch needs.
+func stripSecretMetadata(in any) (any, error) {
+	if obj, err := meta.Accessor(in); err == nil {
+		obj.SetManagedFields(nil)
+		obj.SetAnnotations(nil)
+	}
+	return in, nil
 }
 
 func splitList(s string) []string {

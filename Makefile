@@ -55,8 +55,8 @@ test: envtest ## Unit and envtest integration tests (builds the envtest binaries
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) test ./... -count=1 -timeout 45m
 
 .PHONY: test-chaos
-test-chaos: envtest ## The full chaos run against the emulator (50 resources, faults, restarts).
-	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" CHAOS_FULL=1 $(GO) test ./test/chaos/... -count=1 -timeout 45m -v -run TestChaos
+test-chaos: envtest ## The reliability drills at full size, with their figures: chaos (50 resources, faults, 3 restarts; CHAOS_SEED=n replays) and leader failover.
+	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" CHAOS_FULL=1 $(GO) test ./test/chaos/... ./test/ha/... -p 1 -count=1 -timeout 45m -v -run 'TestChaos|TestLeaderFailover'
 
 .PHONY: bench
 bench: envtest ## The scale benchmark (N=100 and 1000; BENCH_FLAGS="-n 5000" for more). Report under test/bench/out.

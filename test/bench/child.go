@@ -85,6 +85,8 @@ type childOptions struct {
 	MaxConcurrentReconciles int     `json:"maxConcurrentReconciles"`
 	AdobeQPS                float64 `json:"adobeQPS"`
 	AdobeBurst              int     `json:"adobeBurst"`
+
+	resync time.Duration
 }
 
 // memStats: HeapAlloc/HeapInuse from runtime.ReadMemStats; RSS and HWM from

@@ -145,6 +145,9 @@ type newResourceReport struct {
 	Seconds               []float64 `json:"seconds"`
 	OwnCallLatencySeconds float64   `json:"ownCallLatencySeconds"`
 	TargetSeconds         float64   `json:"targetSeconds"`
+	// DuringRestartSeconds: one more new source, created the moment a
+	// manager restarts with all N queued (reported, not a target).
+	DuringRestartSeconds float64 `json:"duringRestartSeconds"`
 }
 
 type runReport struct {
@@ -435,6 +438,7 @@ func (r *report) printTable(w io.Writer) {
 	row("manager: workers / qps / burst", func(x runReport) string {
 		return fmt.Sprintf("%d / %.0f / %d", x.Options.MaxConcurrentReconciles, x.Options.AdobeQPS, x.Options.AdobeBurst)
 	})
+	row("cold phase resync", func(x runReport) string { return x.Options.ResyncInterval })
 	row("all Ready (s)", func(x runReport) string {
 		return fmt.Sprintf("%.1f (%d/%d)", x.Cold.AllReadySeconds, x.Cold.Ready, x.N)
 	})
@@ -468,6 +472,7 @@ func (r *report) printTable(w io.Writer) {
 	row("steady: K8s writes", func(x runReport) string { return fmt.Sprint(x.Steady.Kube.Writes) })
 	row("steady: manager CPU (s)", func(x runReport) string { return fmt.Sprintf("%.2f", x.Steady.CPUSeconds) })
 	row("new source to Ready (s)", func(x runReport) string { return floatsString(x.NewResource.Seconds) })
+	row("  ... created during a restart (s)", func(x runReport) string { return fmt.Sprintf("%.3f", x.NewResource.DuringRestartSeconds) })
 	row("heap settled (MiB)", func(x runReport) string { return fmt.Sprintf("%.1f", x.Steady.MemSettled.HeapAllocMiB) })
 	row("RSS settled / peak (MiB)", func(x runReport) string {
 		return fmt.Sprintf("%.1f / %.1f", x.Steady.MemSettled.RSSMiB, x.PeakRSSMiB)

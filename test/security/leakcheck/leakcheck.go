@@ -19,7 +19,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-logr/logr"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
@@ -232,9 +231,6 @@ func CaptureLogs(tee io.Writer) *Log {
 	klog.SetLogger(logger)
 	return l
 }
-
-// Logger returns the logger CaptureLogs installed.
-func Logger() logr.Logger { return logf.Log }
 
 // History records every version of every CapillarySource the API server
 // served while it ran, so statuses written mid-run are scanned too.

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,6 +86,11 @@ func classify(condition, what string, err error) *stepError {
 	if errors.As(err, &syntaxErr) || errors.As(err, &typeErr) {
 		return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
 			message: fmt.Sprintf("Adobe answered with an unreadable body when asked to %s; retrying with backoff", what), err: err}
+	}
+	var certErr *tls.CertificateVerificationError
+	if errors.As(err, &certErr) {
+		return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
+			message: fmt.Sprintf("could not verify the TLS certificate of Adobe's endpoint to %s: check --ims-url and --platform-url, and any proxy that intercepts TLS; retrying with backoff", what), err: err}
 	}
 	return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
 		message: fmt.Sprintf("could not reach Adobe to %s; retrying with backoff", what), err: err}

@@ -2,6 +2,7 @@ package controllers_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -44,6 +45,12 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	// A fuzz worker runs only the fuzz target, which needs no cluster; starting
+	// one per worker would stall fuzzing and leave processes behind.
+	flag.Parse()
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return m.Run()
+	}
 	logf.SetLogger(zap.New(zap.WriteTo(logs), zap.UseDevMode(true), zap.Level(zapDebug())))
 	var err error
 	env, err = localenv.Start(localenv.Options{

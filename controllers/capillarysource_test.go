@@ -6,20 +6,21 @@ import (
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 )
 
 func TestCreateToReady(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	cs := newSource(ns, "loyalty")
-	create(t, cs)
+	cs := localenvtest.NewSource(ns, "loyalty")
+	suite.Create(t, cs)
 
-	got := waitFor(t, cs, "Ready", isReady)
+	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
 	st := got.Status
 	if st.SourceConnectionID == "" || st.TargetConnectionID == "" || st.MappingSetID == "" || st.DataflowID == "" {
 		t.Fatalf("status lacks IDs: %+v", st)
 	}
-	if !strings.HasPrefix(st.InletURL, env.AdobeURL+"/collection/") {
+	if !strings.HasPrefix(st.InletURL, suite.Env.AdobeURL+"/collection/") {
 		t.Errorf("inletUrl = %q, want one on the emulator", st.InletURL)
 	}
 	if st.DataflowState != "enabled" {

@@ -6,8 +6,6 @@ import (
 	"sync"
 
 	"go.uber.org/zap/zapcore"
-
-	"github.com/aepoperator/capillary-operator/internal/aepspec"
 )
 
 type syncBuffer struct {
@@ -26,11 +24,6 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-func specDirFound() bool {
-	_, err := aepspec.Dir()
-	return err == nil
 }
 
 // zapDebug logs at debug level so the secret scan sees everything.

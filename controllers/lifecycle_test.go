@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -18,15 +17,16 @@ import (
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 )
 
 func setFaults(t *testing.T, f emulator.Faults) {
 	t.Helper()
-	if err := env.Emulator.SetFaults(f); err != nil {
+	if err := suite.Env.Emulator.SetFaults(f); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Emulator.SetFaults(emulator.Faults{}) })
+	t.Cleanup(func() { _ = suite.Env.Emulator.SetFaults(emulator.Faults{}) })
 }
 
 func assertOneOfEach(t *testing.T, cs *v1alpha1.CapillarySource) {
@@ -46,11 +46,11 @@ func TestLostCreateResponsesLeaveNoDuplicates(t *testing.T) {
 	}})
 	startOperator(t, fastRetries)
 	ns := newNamespace(t)
-	cs := newSource(ns, "lossy")
-	create(t, cs)
-	got := waitFor(t, cs, "Ready", isReady)
+	cs := localenvtest.NewSource(ns, "lossy")
+	suite.Create(t, cs)
+	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
 	assertOneOfEach(t, got)
-	calls := env.Emulator.Calls()
+	calls := suite.Env.Emulator.Calls()
 	for _, op := range []string{emulator.OpSourceConnectionsCreate, emulator.OpTargetConnectionsCreate, emulator.OpFlowsCreate} {
 		if calls.OpStatus(op, 500) == 0 {
 			t.Errorf("no lost response was injected on %s", op)
@@ -68,17 +68,17 @@ func TestRestartMidChainResumes(t *testing.T) {
 	// connections and the mapping set.
 	setFaults(t, emulator.Faults{Seed: 2, Rate503: 1, RetryAfter: time.Second, Operations: []string{emulator.OpFlowsCreate}})
 	m := startOperator(t, fastRetries)
-	cs := newSource(ns, "resume")
-	create(t, cs)
-	mid := waitFor(t, cs, "half-created", func(c *v1alpha1.CapillarySource) bool {
+	cs := localenvtest.NewSource(ns, "resume")
+	suite.Create(t, cs)
+	mid := suite.WaitFor(t, cs, "half-created", func(c *v1alpha1.CapillarySource) bool {
 		return c.Status.TargetConnectionID != "" && c.Status.MappingSetID != ""
 	})
 	if err := m.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	_ = env.Emulator.SetFaults(emulator.Faults{})
+	_ = suite.Env.Emulator.SetFaults(emulator.Faults{})
 	startOperator(t, fastRetries)
-	got := waitFor(t, cs, "Ready", isReady)
+	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
 	assertOneOfEach(t, got)
 	if got.Status.SourceConnectionID != mid.Status.SourceConnectionID || got.Status.TargetConnectionID != mid.Status.TargetConnectionID {
 		t.Errorf("connections changed across the restart: %s/%s then %s/%s", mid.Status.SourceConnectionID, mid.Status.TargetConnectionID, got.Status.SourceConnectionID, got.Status.TargetConnectionID)
@@ -88,11 +88,11 @@ func TestRestartMidChainResumes(t *testing.T) {
 func TestSuspendAndResume(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	cs := newSource(ns, "suspend")
+	cs := localenvtest.NewSource(ns, "suspend")
 	cs.Spec.Suspend = true
-	create(t, cs)
-	got := waitFor(t, cs, "Ready and suspended", func(c *v1alpha1.CapillarySource) bool {
-		return isReady(c) && c.Status.DataflowState == "disabled"
+	suite.Create(t, cs)
+	got := suite.WaitFor(t, cs, "Ready and suspended", func(c *v1alpha1.CapillarySource) bool {
+		return localenvtest.IsReady(c) && c.Status.DataflowState == "disabled"
 	})
 	if r := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady).Reason; r != v1alpha1.ReasonSuspended {
 		t.Errorf("Ready reason = %s, want %s", r, v1alpha1.ReasonSuspended)
@@ -100,9 +100,9 @@ func TestSuspendAndResume(t *testing.T) {
 	if s := flowState(t, got); s != "disabled" {
 		t.Errorf("flow state in Adobe = %s, want disabled", s)
 	}
-	update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.Suspend = false })
-	got = waitFor(t, cs, "resumed", func(c *v1alpha1.CapillarySource) bool {
-		return isReady(c) && c.Status.DataflowState == "enabled"
+	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.Suspend = false })
+	got = suite.WaitFor(t, cs, "resumed", func(c *v1alpha1.CapillarySource) bool {
+		return localenvtest.IsReady(c) && c.Status.DataflowState == "enabled"
 	})
 	if s := flowState(t, got); s != "enabled" {
 		t.Errorf("flow state in Adobe = %s, want enabled", s)
@@ -111,7 +111,7 @@ func TestSuspendAndResume(t *testing.T) {
 
 func flowState(t *testing.T, cs *v1alpha1.CapillarySource) string {
 	t.Helper()
-	for _, o := range env.Emulator.Objects().Of(emulator.KindFlow) {
+	for _, o := range suite.Env.Emulator.Objects().Of(emulator.KindFlow) {
 		if o.ID == cs.Status.DataflowID {
 			return o.State()
 		}
@@ -122,7 +122,7 @@ func flowState(t *testing.T, cs *v1alpha1.CapillarySource) string {
 
 func requestReconcile(t *testing.T, cs *v1alpha1.CapillarySource, token string) {
 	t.Helper()
-	update(t, cs, func(c *v1alpha1.CapillarySource) {
+	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) {
 		if c.Annotations == nil {
 			c.Annotations = map[string]string{}
 		}
@@ -135,16 +135,16 @@ func requestReconcile(t *testing.T, cs *v1alpha1.CapillarySource, token string) 
 func TestDriftIsCorrected(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	cs := newSource(ns, "drift")
-	create(t, cs)
-	first := waitFor(t, cs, "Ready", isReady)
+	cs := localenvtest.NewSource(ns, "drift")
+	suite.Create(t, cs)
+	first := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
 
-	env.Emulator.Modify(emulator.KindFlow, first.Status.DataflowID, func(doc map[string]any) {
+	suite.Env.Emulator.Modify(emulator.KindFlow, first.Status.DataflowID, func(doc map[string]any) {
 		doc["state"] = "disabled"
 		doc["name"] = "renamed by hand"
 	})
 	requestReconcile(t, cs, "state-drift")
-	waitFor(t, cs, "handled", func(c *v1alpha1.CapillarySource) bool { return c.Status.LastHandledReconcileAt == "state-drift" })
+	suite.WaitFor(t, cs, "handled", func(c *v1alpha1.CapillarySource) bool { return c.Status.LastHandledReconcileAt == "state-drift" })
 	if s := flowState(t, first); s != "enabled" {
 		t.Errorf("flow state after correction = %s, want enabled", s)
 	}
@@ -152,10 +152,10 @@ func TestDriftIsCorrected(t *testing.T) {
 		t.Errorf("flow name not restored: %+v", n)
 	}
 
-	env.Emulator.Vanish(emulator.KindFlow, first.Status.DataflowID)
+	suite.Env.Emulator.Vanish(emulator.KindFlow, first.Status.DataflowID)
 	requestReconcile(t, cs, "deleted")
-	got := waitFor(t, cs, "Ready with a new dataflow", func(c *v1alpha1.CapillarySource) bool {
-		return isReady(c) && c.Status.LastHandledReconcileAt == "deleted" && c.Status.DataflowID != first.Status.DataflowID
+	got := suite.WaitFor(t, cs, "Ready with a new dataflow", func(c *v1alpha1.CapillarySource) bool {
+		return localenvtest.IsReady(c) && c.Status.LastHandledReconcileAt == "deleted" && c.Status.DataflowID != first.Status.DataflowID
 	})
 	assertOneOfEach(t, got)
 	if got.Status.SourceConnectionID != first.Status.SourceConnectionID {
@@ -167,14 +167,14 @@ func TestDriftIsCorrected(t *testing.T) {
 func TestMappingChangeUpdatesInPlace(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	cs := newSource(ns, "mapping")
-	create(t, cs)
-	first := waitFor(t, cs, "Ready", isReady)
-	update(t, cs, func(c *v1alpha1.CapillarySource) {
+	cs := localenvtest.NewSource(ns, "mapping")
+	suite.Create(t, cs)
+	first := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) {
 		c.Spec.Mappings = append(c.Spec.Mappings, v1alpha1.Mapping{SourceAttribute: "loyalty.tier", DestinationXdmPath: "loyalty.tier"})
 	})
-	got := waitFor(t, cs, "Ready with the new mapping", func(c *v1alpha1.CapillarySource) bool {
-		return isReady(c) && c.Status.MappingSetVersion > first.Status.MappingSetVersion
+	got := suite.WaitFor(t, cs, "Ready with the new mapping", func(c *v1alpha1.CapillarySource) bool {
+		return localenvtest.IsReady(c) && c.Status.MappingSetVersion > first.Status.MappingSetVersion
 	})
 	if got.Status.MappingSetID != first.Status.MappingSetID || got.Status.DataflowID != first.Status.DataflowID {
 		t.Errorf("mapping set or dataflow replaced, want updated in place")
@@ -190,22 +190,22 @@ func TestMappingChangeUpdatesInPlace(t *testing.T) {
 func TestMappingsAddedAndRemoved(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	cs := newSource(ns, "nomap")
+	cs := localenvtest.NewSource(ns, "nomap")
 	cs.Spec.Mappings = nil
-	create(t, cs)
-	first := waitFor(t, cs, "Ready", isReady)
+	suite.Create(t, cs)
+	first := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
 	if first.Status.MappingSetID != "" {
 		t.Fatalf("mapping set %s created without mappings", first.Status.MappingSetID)
 	}
-	update(t, cs, func(c *v1alpha1.CapillarySource) {
+	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) {
 		c.Spec.Mappings = []v1alpha1.Mapping{{SourceAttribute: "a", DestinationXdmPath: "b"}}
 	})
-	got := waitFor(t, cs, "Ready with a mapping", func(c *v1alpha1.CapillarySource) bool { return isReady(c) && c.Status.MappingSetID != "" })
+	got := suite.WaitFor(t, cs, "Ready with a mapping", func(c *v1alpha1.CapillarySource) bool { return localenvtest.IsReady(c) && c.Status.MappingSetID != "" })
 	if tr, _ := objectsOf(emulator.KindFlow, got)[0].Field("transformations").([]any); len(tr) != 1 {
 		t.Errorf("flow transformations = %v, want the mapping", tr)
 	}
-	update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.Mappings = nil })
-	got = waitFor(t, cs, "Ready without a mapping", func(c *v1alpha1.CapillarySource) bool { return isReady(c) && c.Status.MappingSetID == "" })
+	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.Mappings = nil })
+	got = suite.WaitFor(t, cs, "Ready without a mapping", func(c *v1alpha1.CapillarySource) bool { return localenvtest.IsReady(c) && c.Status.MappingSetID == "" })
 	if tr, _ := objectsOf(emulator.KindFlow, got)[0].Field("transformations").([]any); len(tr) != 0 {
 		t.Errorf("flow transformations = %v, want none", tr)
 	}
@@ -216,29 +216,29 @@ func TestMappingsAddedAndRemoved(t *testing.T) {
 func TestSecretLateAndRotated(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	cs := newSource(ns, "late")
+	cs := localenvtest.NewSource(ns, "late")
 	cs.Spec.CredentialsSecretRef.Name = "late-secret"
-	create(t, cs)
-	stalled := waitFor(t, cs, "stalled on the missing Secret", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonSecretNotFound))
+	suite.Create(t, cs)
+	stalled := suite.WaitFor(t, cs, "stalled on the missing Secret", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonSecretNotFound))
 	if msg := meta.FindStatusCondition(stalled.Status.Conditions, v1alpha1.ConditionReady).Message; !strings.Contains(msg, ns+"/late-secret") {
 		t.Errorf("message %q does not name the Secret", msg)
 	}
 	if stalled.Status.ObservedGeneration != stalled.Generation {
 		t.Errorf("observedGeneration = %d on a Stalled resource, want %d", stalled.Status.ObservedGeneration, stalled.Generation)
 	}
-	createSecret(t, ns, "late-secret", clientID, "wrong-secret-value")
-	waitFor(t, cs, "stalled on bad credentials", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
+	suite.CreateSecret(t, ns, "late-secret", clientID, "wrong-secret-value")
+	suite.WaitFor(t, cs, "stalled on bad credentials", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
 
 	// Rotation: the right value arrives in the same Secret.
 	sec := &corev1.Secret{}
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "late-secret"}, sec); err != nil {
+	if err := suite.Env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "late-secret"}, sec); err != nil {
 		t.Fatal(err)
 	}
 	sec.Data["clientSecret"] = []byte(clientSecret)
-	if err := env.Client.Update(context.Background(), sec); err != nil {
+	if err := suite.Env.Client.Update(context.Background(), sec); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, cs, "Ready after rotation", isReady)
+	suite.WaitFor(t, cs, "Ready after rotation", localenvtest.IsReady)
 }
 
 // Bad credentials stall the resource without a hot loop: token requests stay
@@ -246,14 +246,14 @@ func TestSecretLateAndRotated(t *testing.T) {
 func TestBadCredentialsStallWithoutHotLoop(t *testing.T) {
 	startOperator(t, fastRetries)
 	ns := newNamespace(t)
-	createSecret(t, ns, "bad", "unknown-client", "nope")
-	cs := newSource(ns, "bad-creds")
+	suite.CreateSecret(t, ns, "bad", "unknown-client", "nope")
+	cs := localenvtest.NewSource(ns, "bad-creds")
 	cs.Spec.CredentialsSecretRef.Name = "bad"
-	env.Emulator.ResetCalls()
-	create(t, cs)
-	got := waitFor(t, cs, "stalled", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
+	suite.Env.Emulator.ResetCalls()
+	suite.Create(t, cs)
+	got := suite.WaitFor(t, cs, "stalled", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
 	time.Sleep(3 * time.Second)
-	if n := env.Emulator.Calls().Client("unknown-client"); n > 2 {
+	if n := suite.Env.Emulator.Calls().Client("unknown-client"); n > 2 {
 		t.Errorf("%d IMS requests for a refused credential within seconds, want at most 2 (no hot loop)", n)
 	}
 	ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
@@ -270,14 +270,14 @@ func TestDeletionPolicies(t *testing.T) {
 	ns := newNamespace(t)
 	for _, policy := range []v1alpha1.DeletionPolicy{v1alpha1.DeletionPolicyDelete, v1alpha1.DeletionPolicyOrphan} {
 		t.Run(string(policy), func(t *testing.T) {
-			cs := newSource(ns, "del-"+strings.ToLower(string(policy)))
+			cs := localenvtest.NewSource(ns, "del-"+strings.ToLower(string(policy)))
 			cs.Spec.DeletionPolicy = policy
-			create(t, cs)
-			got := waitFor(t, cs, "Ready", isReady)
-			if err := env.Client.Delete(context.Background(), got); err != nil {
+			suite.Create(t, cs)
+			got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+			if err := suite.Env.Client.Delete(context.Background(), got); err != nil {
 				t.Fatal(err)
 			}
-			waitGone(t, got)
+			suite.WaitGone(t, got)
 			want := 0
 			if policy == v1alpha1.DeletionPolicyOrphan {
 				want = 1
@@ -296,24 +296,24 @@ func TestDeletionPolicies(t *testing.T) {
 func TestDeleteWithoutCredentialsSaysWhatToDo(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	createSecret(t, ns, "temp", clientID, clientSecret)
-	cs := newSource(ns, "orphan-me")
+	suite.CreateSecret(t, ns, "temp", clientID, clientSecret)
+	cs := localenvtest.NewSource(ns, "orphan-me")
 	cs.Spec.CredentialsSecretRef.Name = "temp"
-	create(t, cs)
-	got := waitFor(t, cs, "Ready", isReady)
-	if err := env.Client.Delete(context.Background(), &corev1.Secret{ObjectMeta: metaOf(ns, "temp")}); err != nil {
+	suite.Create(t, cs)
+	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+	if err := suite.Env.Client.Delete(context.Background(), &corev1.Secret{ObjectMeta: metaOf(ns, "temp")}); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Client.Delete(context.Background(), got); err != nil {
+	if err := suite.Env.Client.Delete(context.Background(), got); err != nil {
 		t.Fatal(err)
 	}
-	blocked := waitFor(t, cs, "delete blocked", reasonIs(v1alpha1.ConditionReady, v1alpha1.ReasonDeleteBlocked))
+	blocked := suite.WaitFor(t, cs, "delete blocked", localenvtest.ReasonIs(v1alpha1.ConditionReady, v1alpha1.ReasonDeleteBlocked))
 	msg := meta.FindStatusCondition(blocked.Status.Conditions, v1alpha1.ConditionReady).Message
 	if !strings.Contains(msg, "deletionPolicy: Orphan") || !strings.Contains(msg, ns+"/temp") {
 		t.Errorf("message %q does not give the way out", msg)
 	}
-	update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
-	waitGone(t, got)
+	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+	suite.WaitGone(t, got)
 }
 
 func TestAdoptExistingDataflow(t *testing.T) {
@@ -321,27 +321,27 @@ func TestAdoptExistingDataflow(t *testing.T) {
 	ns := newNamespace(t)
 	// Make a dataflow the way someone else would: through another resource
 	// with policy Orphan, then delete that resource.
-	orig := newSource(ns, "original")
+	orig := localenvtest.NewSource(ns, "original")
 	orig.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
-	create(t, orig)
-	made := waitFor(t, orig, "Ready", isReady)
-	if err := env.Client.Delete(context.Background(), made); err != nil {
+	suite.Create(t, orig)
+	made := suite.WaitFor(t, orig, "Ready", localenvtest.IsReady)
+	if err := suite.Env.Client.Delete(context.Background(), made); err != nil {
 		t.Fatal(err)
 	}
-	waitGone(t, made)
+	suite.WaitGone(t, made)
 	_ = m
 
 	// A mismatching spec is refused with a clear condition.
-	bad := newSource(ns, "adopter-bad")
+	bad := localenvtest.NewSource(ns, "adopter-bad")
 	bad.Spec.Target.DatasetID = "someotherdataset"
 	bad.Annotations = map[string]string{v1alpha1.AdoptDataflowAnnotation: made.Status.DataflowID}
-	create(t, bad)
-	waitFor(t, bad, "adoption refused", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonAdoptionMismatch))
+	suite.Create(t, bad)
+	suite.WaitFor(t, bad, "adoption refused", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonAdoptionMismatch))
 
-	good := newSource(ns, "adopter")
+	good := localenvtest.NewSource(ns, "adopter")
 	good.Annotations = map[string]string{v1alpha1.AdoptDataflowAnnotation: made.Status.DataflowID}
-	create(t, good)
-	got := waitFor(t, good, "Ready", isReady)
+	suite.Create(t, good)
+	got := suite.WaitFor(t, good, "Ready", localenvtest.IsReady)
 	if got.Status.DataflowID != made.Status.DataflowID || got.Status.SourceConnectionID != made.Status.SourceConnectionID || got.Status.TargetConnectionID != made.Status.TargetConnectionID {
 		t.Errorf("adopted IDs %+v, want those of %+v", got.Status, made.Status)
 	}
@@ -356,15 +356,15 @@ func TestAdoptExistingDataflow(t *testing.T) {
 func TestManualTriggerIsRecorded(t *testing.T) {
 	startOperator(t)
 	ns := newNamespace(t)
-	cs := newSource(ns, "trigger")
-	create(t, cs)
-	waitFor(t, cs, "Ready", isReady)
-	env.Emulator.ResetCalls()
+	cs := localenvtest.NewSource(ns, "trigger")
+	suite.Create(t, cs)
+	suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+	suite.Env.Emulator.ResetCalls()
 	requestReconcile(t, cs, "2026-11-28T12:00:00Z")
-	got := waitFor(t, cs, "handled", func(c *v1alpha1.CapillarySource) bool {
+	got := suite.WaitFor(t, cs, "handled", func(c *v1alpha1.CapillarySource) bool {
 		return c.Status.LastHandledReconcileAt == "2026-11-28T12:00:00Z"
 	})
-	if env.Emulator.Calls().Op(emulator.OpFlowsGet) == 0 {
+	if suite.Env.Emulator.Calls().Op(emulator.OpFlowsGet) == 0 {
 		t.Errorf("the manual trigger made no Adobe call")
 	}
 	if _, ok := got.Annotations[v1alpha1.ReconcileRequestAnnotation]; !ok {
@@ -376,19 +376,19 @@ func TestManualTriggerIsRecorded(t *testing.T) {
 // when Stalled.
 func TestKstatusVerdicts(t *testing.T) {
 	ns := newNamespace(t)
-	cs := newSource(ns, "kstatus")
-	create(t, cs)
-	if s := kstatus(t, get(t, cs)); s != status.InProgressStatus {
+	cs := localenvtest.NewSource(ns, "kstatus")
+	suite.Create(t, cs)
+	if s := kstatus(t, suite.Get(t, cs)); s != status.InProgressStatus {
 		t.Errorf("new resource before the controller saw it: %s, want InProgress", s)
 	}
 	startOperator(t)
-	if s := kstatus(t, waitFor(t, cs, "Ready", isReady)); s != status.CurrentStatus {
+	if s := kstatus(t, suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)); s != status.CurrentStatus {
 		t.Errorf("Ready resource: %s, want Current", s)
 	}
-	bad := newSource(ns, "kstatus-bad")
+	bad := localenvtest.NewSource(ns, "kstatus-bad")
 	bad.Spec.CredentialsSecretRef.Name = "missing"
-	create(t, bad)
-	if s := kstatus(t, waitFor(t, bad, "stalled", reasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonSecretNotFound))); s != status.FailedStatus {
+	suite.Create(t, bad)
+	if s := kstatus(t, suite.WaitFor(t, bad, "stalled", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonSecretNotFound))); s != status.FailedStatus {
 		t.Errorf("Stalled resource: %s, want Failed", s)
 	}
 }
@@ -404,19 +404,6 @@ func kstatus(t *testing.T, cs *v1alpha1.CapillarySource) status.Status {
 		t.Fatal(err)
 	}
 	return res.Status
-}
-
-func waitGone(t *testing.T, cs *v1alpha1.CapillarySource) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), &v1alpha1.CapillarySource{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s/%s was never deleted; status: %+v", cs.Namespace, cs.Name, get(t, cs).Status)
 }
 
 func metaOf(ns, name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: ns, Name: name} }

@@ -49,15 +49,15 @@ func scanForSecrets() error {
 	var haystacks []string
 	haystacks = append(haystacks, logs.String())
 	var evs eventsv1.EventList
-	if err := env.Client.List(ctx, &evs); err != nil {
+	if err := suite.Env.Client.List(ctx, &evs); err != nil {
 		return err
 	}
 	var core corev1.EventList
-	if err := env.Client.List(ctx, &core); err != nil {
+	if err := suite.Env.Client.List(ctx, &core); err != nil {
 		return err
 	}
 	var sources v1alpha1.CapillarySourceList
-	if err := env.Client.List(ctx, &sources); err != nil {
+	if err := suite.Env.Client.List(ctx, &sources); err != nil {
 		return err
 	}
 	for _, v := range []any{evs, core, sources} {

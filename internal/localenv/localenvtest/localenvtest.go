@@ -1,0 +1,342 @@
+// Package localenvtest is the harness the envtest+emulator suites share: a
+// TestMain that starts internal/localenv (with Adobe's OpenAPI specs checking
+// every request when they are available, and always in CI), captures the
+// operator's logs and scans them, events and every CapillarySource version
+// for leaked credentials once the tests pass; and the helpers that create,
+// read, change and wait on CapillarySources. Only tests import it.
+package localenvtest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"net/http"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/aepspec"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv"
+	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
+)
+
+// What NewSource and CreateNamespace fill in.
+const (
+	OrgID      = "0A7D42FC5DB9D3360A495FD3@AdobeOrg"
+	DatasetID  = "6889f4f89b982b2b90bc1207"
+	SchemaID   = "https://ns.adobe.com/acme/schemas/52b59140414aa6a370ef5e21155fd7a686744b8739ecc168"
+	SecretName = "adobe"
+)
+
+// The mappings NewSource gives a resource.
+var (
+	PointsMapping        = v1alpha1.Mapping{SourceAttribute: "loyalty.points", DestinationXdmPath: "loyalty.points"}
+	EmailIdentityMapping = v1alpha1.Mapping{SourceAttribute: "identityMap.email.id", DestinationXdmPath: "identityMap.email[0].id", Identity: true}
+)
+
+// defaultTimeout bounds WaitFor and WaitGone unless Suite.Timeout says otherwise.
+const defaultTimeout = 60 * time.Second
+
+// Suite is one test package's local environment. Set the configuration
+// fields, call Main from TestMain, and use Env and the helpers in tests.
+type Suite struct {
+	// ClientID and ClientSecret are the credentials the emulator accepts and
+	// CreateNamespace puts in the Secret; the leak scan looks for the secret.
+	// Empty when each test brings its own (add them to the emulator and to
+	// the recorder then).
+	ClientID, ClientSecret string
+	// Emulator configures the Adobe emulator.
+	Emulator emulator.Options
+	// Timeout bounds WaitFor and WaitGone; default 60s.
+	Timeout time.Duration
+	// Setup runs once the environment is up, before the tests; the teardown
+	// it returns (may be nil) runs after them, before the leak scan.
+	Setup func() (teardown func() error, err error)
+	// Scan, when set, replaces the leakcheck capture and scan: logs are not
+	// captured, sources not watched, and Scan runs once the tests pass.
+	Scan func() error
+
+	// Env is the running environment, set by Main.
+	Env *localenv.Env
+	// Logs and History are what the leak scan reads (nil with Scan set).
+	Logs    *leakcheck.Log
+	History *leakcheck.History
+
+	mu        sync.Mutex
+	recorders []namedRecorder
+}
+
+type namedRecorder struct {
+	name string
+	rec  *leakcheck.Recorder
+}
+
+// SpecsAvailable: Adobe's OpenAPI specs validate every request the operator
+// sends when they are beside the repository; in CI (CI=true) they must be.
+func SpecsAvailable() bool {
+	if os.Getenv("CI") == "true" {
+		return true
+	}
+	_, err := aepspec.Dir()
+	return err == nil
+}
+
+// Main starts the environment, runs the tests and, when they pass, scans
+// for leaked credentials every recorder that saw a request. It returns the
+// exit code for os.Exit.
+func (s *Suite) Main(m *testing.M) int {
+	if s.Scan == nil {
+		s.Logs = leakcheck.CaptureLogs(nil)
+	}
+	emu := s.Emulator
+	if s.ClientID != "" {
+		emu.Credentials = maps.Clone(emu.Credentials)
+		if emu.Credentials == nil {
+			emu.Credentials = map[string]string{}
+		}
+		emu.Credentials[s.ClientID] = s.ClientSecret
+	}
+	env, err := localenv.Start(localenv.Options{Emulator: emu, ValidateRequests: SpecsAvailable()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start local environment:", err)
+		return 1
+	}
+	s.Env = env
+	defer func() { _ = env.Stop() }()
+	if s.Scan == nil {
+		if s.History, err = leakcheck.WatchSources(env.Config); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer s.History.Stop()
+	}
+	var teardown func() error
+	if s.Setup != nil {
+		if teardown, err = s.Setup(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	code := m.Run()
+	if teardown != nil {
+		if err := teardown(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
+	if code != 0 {
+		return code
+	}
+	if s.Scan != nil {
+		if err := s.Scan(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			return 1
+		}
+		return 0
+	}
+	s.History.Stop()
+	return s.scan()
+}
+
+func (s *Suite) scan() int {
+	s.mu.Lock()
+	recorders := s.recorders
+	s.mu.Unlock()
+	for _, r := range recorders {
+		if len(r.rec.Requests()) == 0 {
+			continue // nothing ran with it (a standby that never led)
+		}
+		findings, err := leakcheck.Scan(context.Background(), s.Env.Client, r.rec, s.Logs, s.History)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "secret scan:", err)
+			return 1
+		}
+		for _, f := range findings {
+			fmt.Fprintln(os.Stderr, "secret scan: credential leaked:", f)
+		}
+		if len(findings) > 0 {
+			return 1
+		}
+		summary := leakcheck.Summary(r.rec, s.Logs, s.History)
+		if r.name != "" {
+			summary = r.name + ": " + summary
+		}
+		fmt.Println(summary)
+	}
+	return 0
+}
+
+// NewRecorder returns a recorder wrapping base (http.DefaultTransport when
+// nil) that the final scan covers, already told the suite's client secret.
+// name, when set, labels its scan summary.
+func (s *Suite) NewRecorder(name string, base http.RoundTripper) *leakcheck.Recorder {
+	rec := leakcheck.NewRecorder(base)
+	if s.ClientSecret != "" {
+		rec.AddSecret(leakcheck.KindClientSecret, s.ClientSecret)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.recorders = append(s.recorders, namedRecorder{name: name, rec: rec})
+	return rec
+}
+
+// CreateNamespace makes a namespace with the credentials Secret (named
+// SecretName, holding the suite's client ID and secret).
+func (s *Suite) CreateNamespace(t testing.TB, name string) {
+	t.Helper()
+	if err := s.Env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
+		t.Fatal(err)
+	}
+	s.CreateSecret(t, name, SecretName, s.ClientID, s.ClientSecret)
+}
+
+// CreateSecret makes a credentials Secret.
+func (s *Suite) CreateSecret(t testing.TB, ns, name, id, secret string) {
+	t.Helper()
+	sec := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{"clientId": id, "clientSecret": secret},
+	}
+	if err := s.Env.Client.Create(context.Background(), sec); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// NewSource is a valid CapillarySource using the Secret CreateNamespace
+// makes, with PointsMapping and EmailIdentityMapping; opts change it.
+func NewSource(ns, name string, opts ...func(*v1alpha1.CapillarySource)) *v1alpha1.CapillarySource {
+	cs := &v1alpha1.CapillarySource{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: v1alpha1.CapillarySourceSpec{
+			CredentialsSecretRef: v1alpha1.CredentialsSecretReference{Name: SecretName},
+			OrgID:                OrgID,
+			Target:               v1alpha1.Target{DatasetID: DatasetID, SchemaID: SchemaID},
+			Mappings:             []v1alpha1.Mapping{PointsMapping, EmailIdentityMapping},
+		},
+	}
+	for _, o := range opts {
+		o(cs)
+	}
+	return cs
+}
+
+// Mappings is a NewSource option replacing the mappings.
+func Mappings(ms ...v1alpha1.Mapping) func(*v1alpha1.CapillarySource) {
+	return func(cs *v1alpha1.CapillarySource) { cs.Spec.Mappings = ms }
+}
+
+// Create creates the resource.
+func (s *Suite) Create(t testing.TB, cs *v1alpha1.CapillarySource) {
+	t.Helper()
+	if err := s.Env.Client.Create(context.Background(), cs); err != nil {
+		t.Fatalf("create %s: %v", cs.Name, err)
+	}
+}
+
+// Get reads the resource as the API server has it now.
+func (s *Suite) Get(t testing.TB, cs *v1alpha1.CapillarySource) *v1alpha1.CapillarySource {
+	t.Helper()
+	got := &v1alpha1.CapillarySource{}
+	if err := s.Env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), got); err != nil {
+		t.Fatalf("get %s: %v", cs.Name, err)
+	}
+	return got
+}
+
+// Update applies mutate to the current resource, again on a conflict.
+func (s *Suite) Update(t testing.TB, cs *v1alpha1.CapillarySource, mutate func(*v1alpha1.CapillarySource)) {
+	t.Helper()
+	for range 10 {
+		cur := s.Get(t, cs)
+		mutate(cur)
+		err := s.Env.Client.Update(context.Background(), cur)
+		if err == nil {
+			return
+		}
+		if !apierrors.IsConflict(err) {
+			t.Fatalf("update %s: %v", cs.Name, err)
+		}
+	}
+	t.Fatalf("update %s: kept conflicting", cs.Name)
+}
+
+// List returns the resources in the namespace.
+func (s *Suite) List(t testing.TB, ns string) []v1alpha1.CapillarySource {
+	t.Helper()
+	var l v1alpha1.CapillarySourceList
+	if err := s.Env.Client.List(context.Background(), &l, client.InNamespace(ns)); err != nil {
+		t.Fatalf("list: %v", err)
+	}
+	return l.Items
+}
+
+func (s *Suite) timeout() time.Duration {
+	if s.Timeout > 0 {
+		return s.Timeout
+	}
+	return defaultTimeout
+}
+
+// WaitFor polls the resource until cond holds, or fails the test with the
+// last status it saw.
+func (s *Suite) WaitFor(t testing.TB, cs *v1alpha1.CapillarySource, what string, cond func(*v1alpha1.CapillarySource) bool) *v1alpha1.CapillarySource {
+	t.Helper()
+	deadline := time.Now().Add(s.timeout())
+	var last *v1alpha1.CapillarySource
+	for time.Now().Before(deadline) {
+		last = &v1alpha1.CapillarySource{}
+		if err := s.Env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), last); err == nil && cond(last) {
+			return last
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s/%s never became %s; last status: %+v", cs.Namespace, cs.Name, what, last.Status)
+	return nil
+}
+
+// WaitGone waits until the resource no longer exists, or fails the test
+// with its status.
+func (s *Suite) WaitGone(t testing.TB, cs *v1alpha1.CapillarySource) {
+	t.Helper()
+	deadline := time.Now().Add(s.timeout())
+	for time.Now().Before(deadline) {
+		err := s.Env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), &v1alpha1.CapillarySource{})
+		if apierrors.IsNotFound(err) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s/%s was never deleted; status: %+v", cs.Namespace, cs.Name, s.Get(t, cs).Status)
+}
+
+// DeleteAndWait deletes the resource and waits until it is gone.
+func (s *Suite) DeleteAndWait(t testing.TB, cs *v1alpha1.CapillarySource) {
+	t.Helper()
+	if err := s.Env.Client.Delete(context.Background(), cs); err != nil {
+		t.Fatalf("delete %s: %v", cs.Name, err)
+	}
+	s.WaitGone(t, cs)
+}
+
+// IsReady: Ready for the current generation.
+func IsReady(cs *v1alpha1.CapillarySource) bool {
+	return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady) &&
+		cs.Status.ObservedGeneration == cs.Generation
+}
+
+// ReasonIs holds when the condition has the reason.
+func ReasonIs(condType, reason string) func(*v1alpha1.CapillarySource) bool {
+	return func(cs *v1alpha1.CapillarySource) bool {
+		c := meta.FindStatusCondition(cs.Status.Conditions, condType)
+		return c != nil && c.Reason == reason
+	}
+}

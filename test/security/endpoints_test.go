@@ -23,6 +23,7 @@ import (
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
 )
@@ -67,7 +68,7 @@ func TestEndpointValidation(t *testing.T) {
 					t.Errorf("%s URL %q (allow insecure %v): Validate() = %v, want ok=%v", field, tc.url, tc.allowInsecure, err, tc.ok)
 				}
 				if !tc.ok {
-					if _, err := manager.New(env.Config, o); err == nil {
+					if _, err := manager.New(suite.Env.Config, o); err == nil {
 						t.Errorf("%s URL %q: the manager was built anyway", field, tc.url)
 					}
 				}
@@ -82,7 +83,7 @@ func TestEndpointValidation(t *testing.T) {
 // says Adobe cannot be reached. The same endpoint, trusted, works: the
 // refusal was the certificate.
 func TestTLSVerification(t *testing.T) {
-	emu, err := url.Parse(env.AdobeURL)
+	emu, err := url.Parse(suite.Env.AdobeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,9 +98,9 @@ func TestTLSVerification(t *testing.T) {
 	defer srv.Close()
 
 	ns := "tls"
-	newNamespace(t, ns)
+	suite.CreateNamespace(t, ns)
 	options := func() manager.Options {
-		o := env.ManagerOptions()
+		o := suite.Env.ManagerOptions()
 		o.IMSURL, o.PlatformURL = srv.URL, srv.URL
 		o.AllowInsecureEndpoints = false
 		o.WatchNamespaces = ns
@@ -108,13 +109,13 @@ func TestTLSVerification(t *testing.T) {
 	}
 
 	untrusted := options() // the production HTTP client: system roots only
-	m, err := env.StartManager(untrusted)
+	m, err := suite.Env.StartManager(untrusted)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs := newSource(ns, "tls")
-	create(t, cs)
-	got := waitFor(t, cs, "unable to reach Adobe", func(cs *v1alpha1.CapillarySource) bool {
+	cs := localenvtest.NewSource(ns, "tls", localenvtest.Mappings(localenvtest.PointsMapping))
+	suite.Create(t, cs)
+	got := suite.WaitFor(t, cs, "unable to reach Adobe", func(cs *v1alpha1.CapillarySource) bool {
 		c := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionCredentialsReady)
 		return c != nil && c.Reason == v1alpha1.ReasonAdobeUnavailable
 	})
@@ -127,9 +128,9 @@ func TestTLSVerification(t *testing.T) {
 	t.Logf("untrusted certificate: %s", meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionCredentialsReady).Message)
 
 	trusted := options()
-	rec := newRecorder(leakcheck.NewRecorder(srv.Client().Transport))
+	rec := suite.NewRecorder("", srv.Client().Transport)
 	trusted.HTTPClient = rec.Client()
-	m, err = env.StartManager(trusted)
+	m, err = suite.Env.StartManager(trusted)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,11 +141,11 @@ func TestTLSVerification(t *testing.T) {
 	}()
 	// A new generation skips the backoff the untrusted run recorded.
 	requestReconcile(t, cs, "trusted")
-	waitFor(t, cs, "Ready", isReady)
+	suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
 	if served.Load() == 0 {
 		t.Error("the trusted endpoint served nothing")
 	}
-	deleteAndWait(t, cs)
+	suite.DeleteAndWait(t, cs)
 }
 
 // urlish finds spec fields that could name a place to send requests.
@@ -219,13 +220,13 @@ func hasURLPattern(p string) bool {
 // host send no request anywhere else.
 func TestSpecCannotRedirectTheOperator(t *testing.T) {
 	ns := "ssrf"
-	newNamespace(t, ns)
-	rec := newRecorder(leakcheck.NewRecorder(nil))
-	o := env.ManagerOptions()
+	suite.CreateNamespace(t, ns)
+	rec := suite.NewRecorder("", nil)
+	o := suite.Env.ManagerOptions()
 	o.HTTPClient = rec.Client()
 	o.WatchNamespaces = ns
 	o.ResyncInterval = time.Hour
-	m, err := env.StartManager(o)
+	m, err := suite.Env.StartManager(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,15 +235,15 @@ func TestSpecCannotRedirectTheOperator(t *testing.T) {
 			t.Errorf("operator stopped with an error: %v", err)
 		}
 	}()
-	cs := newSource(ns, "ssrf")
+	cs := localenvtest.NewSource(ns, "ssrf", localenvtest.Mappings(localenvtest.PointsMapping))
 	cs.Spec.Target.SchemaID = "https://ns.adobe.com/@attacker.example/schemas/x?callback=http://169.254.169.254/"
 	cs.Spec.Mappings = []v1alpha1.Mapping{
 		{SourceAttribute: "http://169.254.169.254/latest/meta-data/iam", DestinationXdmPath: "https://attacker.example/xdm"},
 		{SourceAttribute: "file:///etc/passwd", DestinationXdmPath: "loyalty.points"},
 	}
-	create(t, cs)
-	waitFor(t, cs, "Ready", isReady)
-	want, err := url.Parse(env.AdobeURL)
+	suite.Create(t, cs)
+	suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+	want, err := url.Parse(suite.Env.AdobeURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +256,7 @@ func TestSpecCannotRedirectTheOperator(t *testing.T) {
 			t.Errorf("request to %s://%s%s: only %s is configured", r.URL.Scheme, r.URL.Host, r.URL.Path, want.Host)
 		}
 	}
-	deleteAndWait(t, cs)
+	suite.DeleteAndWait(t, cs)
 }
 
 // No credential travels in a URL: every request the operator made in this
@@ -263,20 +264,20 @@ func TestSpecCannotRedirectTheOperator(t *testing.T) {
 // parameters, userinfo and the value of any client secret or token.
 func TestNoCredentialInURLs(t *testing.T) {
 	ns := "urls"
-	newNamespace(t, ns)
+	suite.CreateNamespace(t, ns)
 	// Lost create answers make the operator look objects up by name, so
 	// requests with a query are made too.
-	if err := env.Emulator.SetFaults(emulator.Faults{RateLostResponse: 1, Operations: []string{emulator.OpSourceConnectionsCreate}}); err != nil {
+	if err := suite.Env.Emulator.SetFaults(emulator.Faults{RateLostResponse: 1, Operations: []string{emulator.OpSourceConnectionsCreate}}); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = env.Emulator.SetFaults(emulator.Faults{}) }()
-	rec := newRecorder(leakcheck.NewRecorder(nil))
-	o := env.ManagerOptions()
+	defer func() { _ = suite.Env.Emulator.SetFaults(emulator.Faults{}) }()
+	rec := suite.NewRecorder("", nil)
+	o := suite.Env.ManagerOptions()
 	o.HTTPClient = rec.Client()
 	o.WatchNamespaces = ns
 	o.ResyncInterval = time.Hour
 	o.RetryBaseDelay = 100 * time.Millisecond
-	m, err := env.StartManager(o)
+	m, err := suite.Env.StartManager(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,10 +286,10 @@ func TestNoCredentialInURLs(t *testing.T) {
 			t.Errorf("operator stopped with an error: %v", err)
 		}
 	}()
-	cs := newSource(ns, "urls")
-	create(t, cs)
-	waitFor(t, cs, "Ready", isReady)
-	deleteAndWait(t, cs)
+	cs := localenvtest.NewSource(ns, "urls", localenvtest.Mappings(localenvtest.PointsMapping))
+	suite.Create(t, cs)
+	suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+	suite.DeleteAndWait(t, cs)
 
 	kinds := map[string]int{}
 	for _, k := range rec.Secrets() {
@@ -314,12 +315,12 @@ func requestReconcile(t *testing.T, cs *v1alpha1.CapillarySource, token string) 
 	t.Helper()
 	ctx := context.Background()
 	for range 10 {
-		cur := waitFor(t, cs, "readable", func(*v1alpha1.CapillarySource) bool { return true })
+		cur := suite.WaitFor(t, cs, "readable", func(*v1alpha1.CapillarySource) bool { return true })
 		if cur.Annotations == nil {
 			cur.Annotations = map[string]string{}
 		}
 		cur.Annotations[v1alpha1.ReconcileRequestAnnotation] = token
-		if err := env.Client.Update(ctx, cur); err == nil {
+		if err := suite.Env.Client.Update(ctx, cur); err == nil {
 			return
 		}
 	}

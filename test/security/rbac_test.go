@@ -21,9 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
-	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
 )
 
 // grant is one permission of the operator's service account.
@@ -232,11 +232,11 @@ func TestRBACIsPinned(t *testing.T) {
 // refuses what the pin leaves out.
 func TestRBACIsEnough(t *testing.T) {
 	ctx := context.Background()
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
+	if err := suite.Env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, o := range rbacObjects(t) {
-		if err := env.Client.Create(ctx, o); err != nil {
+		if err := suite.Env.Client.Create(ctx, o); err != nil {
 			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
 		}
 	}
@@ -256,7 +256,7 @@ func TestRBACIsEnough(t *testing.T) {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: user, Groups: groups, ResourceAttributes: &attrs,
 		}}
-		if err := env.Client.Create(ctx, sar); err != nil {
+		if err := suite.Env.Client.Create(ctx, sar); err != nil {
 			t.Fatal(err)
 		}
 		if sar.Status.Allowed {
@@ -264,7 +264,7 @@ func TestRBACIsEnough(t *testing.T) {
 		}
 	}
 
-	cfg := rest.CopyConfig(env.Config)
+	cfg := rest.CopyConfig(suite.Env.Config)
 	cfg.Impersonate = rest.ImpersonationConfig{UserName: user, Groups: groups}
 	// The operator's client really acts as the service account: it is
 	// refused what the service account is refused.
@@ -276,8 +276,8 @@ func TestRBACIsEnough(t *testing.T) {
 		t.Fatal("the impersonating client may list pods: impersonation is not in effect")
 	}
 
-	rec := newRecorder(leakcheck.NewRecorder(nil))
-	o := env.ManagerOptions()
+	rec := suite.NewRecorder("", nil)
+	o := suite.Env.ManagerOptions()
 	o.HTTPClient = rec.Client()
 	o.LeaderElect = true
 	o.LeaderElectionNamespace = operatorNamespace
@@ -306,19 +306,19 @@ func TestRBACIsEnough(t *testing.T) {
 	}
 
 	ns := "rbac"
-	newNamespace(t, ns)
-	cs := newSource(ns, "least-privilege")
-	create(t, cs)
-	got := waitFor(t, cs, "Ready", isReady)
+	suite.CreateNamespace(t, ns)
+	cs := localenvtest.NewSource(ns, "least-privilege", localenvtest.Mappings(localenvtest.PointsMapping))
+	suite.Create(t, cs)
+	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
 	var evs eventsv1.EventList
-	if err := env.Client.List(ctx, &evs, client.InNamespace(ns)); err != nil {
+	if err := suite.Env.Client.List(ctx, &evs, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
 	if len(evs.Items) == 0 {
 		t.Error("no event recorded: the operator could not write events with the pinned RBAC")
 	}
-	deleteAndWait(t, got)
-	if left := ownership.NewIndex(env.Emulator.Objects()).Owners(); slices.Contains(left, got.UID) {
+	suite.DeleteAndWait(t, got)
+	if left := ownership.NewIndex(suite.Env.Emulator.Objects()).Owners(); slices.Contains(left, got.UID) {
 		t.Error("the resource was released but its Adobe objects were not deleted")
 	}
 	fmt.Printf("RBAC: %d pinned grants; as %s the operator led, reconciled to Ready, recorded %d events and cleaned up\n", len(pinned), user, len(evs.Items))

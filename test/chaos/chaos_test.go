@@ -20,15 +20,13 @@ import (
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/localenv"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
 )
@@ -106,24 +104,15 @@ func TestChaos(t *testing.T) {
 	ctx := context.Background()
 
 	ns := "chaos-" + d.name
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
-	secret := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "adobe"},
-		StringData: map[string]string{"clientId": clientID, "clientSecret": clientSecret},
-	}
-	if err := env.Client.Create(ctx, secret); err != nil {
-		t.Fatal(err)
-	}
+	suite.CreateNamespace(t, ns)
 
 	faults := d.faults
 	faults.Seed = seed
-	if err := env.Emulator.SetFaults(faults); err != nil {
+	if err := suite.Env.Emulator.SetFaults(faults); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Emulator.SetFaults(emulator.Faults{}) })
-	env.Emulator.ResetCalls()
+	t.Cleanup(func() { _ = suite.Env.Emulator.SetFaults(emulator.Faults{}) })
+	suite.Env.Emulator.ResetCalls()
 
 	op := &operator{t: t, opts: operatorOptions(d)}
 	op.start()
@@ -134,14 +123,12 @@ func TestChaos(t *testing.T) {
 	var sources []*v1alpha1.CapillarySource
 	orphan := map[types.UID]bool{}
 	for i := range d.resources {
-		cs := newSource(ns, fmt.Sprintf("src-%02d", i))
+		cs := localenvtest.NewSource(ns, fmt.Sprintf("src-%02d", i))
 		if rng.IntN(2) == 0 {
 			cs.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan
 		}
 		cs.Spec.Suspend = i%5 == 4
-		if err := env.Client.Create(ctx, cs); err != nil {
-			t.Fatalf("create %s: %v", cs.Name, err)
-		}
+		suite.Create(t, cs)
 		if cs.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan {
 			orphan[cs.UID] = true
 		}
@@ -161,7 +148,7 @@ func TestChaos(t *testing.T) {
 	deadline := start.Add(d.converge)
 	var list []v1alpha1.CapillarySource
 	for {
-		list = listSources(t, ns)
+		list = suite.List(t, ns)
 		ready := countReady(list)
 		if ready == d.resources {
 			break
@@ -176,7 +163,7 @@ func TestChaos(t *testing.T) {
 				faults.LostMode = emulator.LostMode500
 			}
 			faults.Seed++
-			if err := env.Emulator.SetFaults(faults); err != nil {
+			if err := suite.Env.Emulator.SetFaults(faults); err != nil {
 				t.Fatal(err)
 			}
 			t.Logf("restart %d of the operator with %d/%d Ready after %s", restartsMid, ready, d.resources, time.Since(start).Round(time.Millisecond))
@@ -194,7 +181,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	// Invariants once converged.
-	snap := env.Emulator.Objects()
+	snap := suite.Env.Emulator.Objects()
 	report := ownership.Check(snap, list, nil)
 	for _, p := range report.Problems {
 		t.Error(p)
@@ -202,26 +189,26 @@ func TestChaos(t *testing.T) {
 	for i := range list {
 		checkReady(t, &list[i], snap)
 	}
-	createCalls := env.Emulator.Calls()
+	createCalls := suite.Env.Emulator.Calls()
 
 	// No background loop: a converged operator with an hour's resync makes at
 	// most one cheap check per resource (a requeue left over from a failure).
 	time.Sleep(3 * time.Second)
-	idle := env.Emulator.Calls().Total() - createCalls.Total()
+	idle := suite.Env.Emulator.Calls().Total() - createCalls.Total()
 	if idle > d.resources {
 		t.Errorf("%d Adobe calls in 3s after convergence, want at most %d", idle, d.resources)
 	}
 
 	// Delete everything, restarting the operator once midway.
 	for _, cs := range sources {
-		if err := env.Client.Delete(ctx, cs); err != nil {
+		if err := suite.Env.Client.Delete(ctx, cs); err != nil {
 			t.Fatalf("delete %s: %v", cs.Name, err)
 		}
 	}
 	delStart := time.Now()
 	restartedInDrain := false
 	for {
-		list = listSources(t, ns)
+		list = suite.List(t, ns)
 		if len(list) == 0 {
 			break
 		}
@@ -239,7 +226,7 @@ func TestChaos(t *testing.T) {
 	drained := time.Since(delStart)
 
 	// Delete policy: nothing left in Adobe; Orphan: everything left, once.
-	snap = env.Emulator.Objects()
+	snap = suite.Env.Emulator.Objects()
 	ix := ownership.NewIndex(snap)
 	leaks, duplicates, lostOrphans := len(ix.Foreign), report.Duplicates, 0
 	for _, cs := range sources {
@@ -270,7 +257,7 @@ func TestChaos(t *testing.T) {
 	}
 	leaks += report.Leaks
 
-	calls := env.Emulator.Calls()
+	calls := suite.Env.Emulator.Calls()
 	count := func(status int) int {
 		n := 0
 		for _, c := range calls.List() {
@@ -320,7 +307,7 @@ func boolInt(b bool) int {
 }
 
 func operatorOptions(d drill) manager.Options {
-	o := env.ManagerOptions()
+	o := suite.Env.ManagerOptions()
 	o.HTTPClient = rec.Client()
 	o.ResyncInterval = time.Hour
 	// The per-org token bucket (5/s) would pace the drill into minutes; pacing
@@ -339,7 +326,7 @@ type operator struct {
 
 func (o *operator) start() {
 	o.t.Helper()
-	m, err := env.StartManager(o.opts)
+	m, err := suite.Env.StartManager(o.opts)
 	if err != nil {
 		o.t.Fatalf("start operator: %v", err)
 	}
@@ -362,42 +349,10 @@ func (o *operator) restart() {
 	o.start()
 }
 
-func newSource(ns, name string) *v1alpha1.CapillarySource {
-	return &v1alpha1.CapillarySource{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		Spec: v1alpha1.CapillarySourceSpec{
-			CredentialsSecretRef: v1alpha1.CredentialsSecretReference{Name: "adobe"},
-			OrgID:                orgID,
-			Target: v1alpha1.Target{
-				DatasetID: "6889f4f89b982b2b90bc1207",
-				SchemaID:  "https://ns.adobe.com/acme/schemas/52b59140414aa6a370ef5e21155fd7a686744b8739ecc168",
-			},
-			Mappings: []v1alpha1.Mapping{
-				{SourceAttribute: "loyalty.points", DestinationXdmPath: "loyalty.points"},
-				{SourceAttribute: "identityMap.email.id", DestinationXdmPath: "identityMap.email[0].id", Identity: true},
-			},
-		},
-	}
-}
-
-func listSources(t *testing.T, ns string) []v1alpha1.CapillarySource {
-	t.Helper()
-	var l v1alpha1.CapillarySourceList
-	if err := env.Client.List(context.Background(), &l, client.InNamespace(ns)); err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	return l.Items
-}
-
-func isReady(cs *v1alpha1.CapillarySource) bool {
-	return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady) &&
-		cs.Status.ObservedGeneration == cs.Generation
-}
-
 func countReady(l []v1alpha1.CapillarySource) int {
 	n := 0
 	for i := range l {
-		if isReady(&l[i]) {
+		if localenvtest.IsReady(&l[i]) {
 			n++
 		}
 	}
@@ -444,7 +399,7 @@ func reportStuck(t *testing.T, l []v1alpha1.CapillarySource) {
 	t.Helper()
 	for i := range l {
 		cs := &l[i]
-		if isReady(cs) && cs.DeletionTimestamp == nil {
+		if localenvtest.IsReady(cs) && cs.DeletionTimestamp == nil {
 			continue
 		}
 		var conds []string

@@ -15,23 +15,18 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
-	"github.com/aepoperator/capillary-operator/internal/aepspec"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
-	"github.com/aepoperator/capillary-operator/internal/localenv"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
 	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
 )
 
 const (
-	orgID        = "0A7D42FC5DB9D3360A495FD3@AdobeOrg"
 	clientID     = "ha-client"
 	clientSecret = "ha-secret-8c2d4f6b1a3e5d7f"
 	namespace    = "ha"
@@ -46,63 +41,9 @@ const (
 	retryPeriod   = 500 * time.Millisecond
 )
 
-var (
-	env      *localenv.Env
-	logs     *leakcheck.Log
-	hist     *leakcheck.History
-	replicas []*replica
-)
+var suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret}
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
-	logs = leakcheck.CaptureLogs(nil)
-	var err error
-	env, err = localenv.Start(localenv.Options{
-		Emulator:         emulator.Options{Credentials: map[string]string{clientID: clientSecret}},
-		ValidateRequests: specsAvailable(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start local environment:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	if hist, err = leakcheck.WatchSources(env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	code := m.Run()
-	hist.Stop()
-	if code != 0 {
-		return code
-	}
-	for _, r := range replicas {
-		if len(r.rec.Requests()) == 0 {
-			continue // a standby that never led has nothing to scan
-		}
-		findings, err := leakcheck.Scan(context.Background(), env.Client, r.rec, logs, hist)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "secret scan:", err)
-			return 1
-		}
-		for _, f := range findings {
-			fmt.Fprintln(os.Stderr, "secret scan: credential leaked:", f)
-		}
-		if len(findings) > 0 {
-			return 1
-		}
-		fmt.Printf("replica %s: %s\n", r.name, leakcheck.Summary(r.rec, logs, hist))
-	}
-	return 0
-}
-
-func specsAvailable() bool {
-	if os.Getenv("CI") == "true" {
-		return true
-	}
-	_, err := aepspec.Dir()
-	return err == nil
-}
+func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
 
 // replica is one operator process: its own manager, HTTP client and
 // request log.
@@ -117,9 +58,10 @@ type replica struct {
 
 func startReplica(t *testing.T, name string, releaseOnCancel bool) *replica {
 	t.Helper()
-	r := &replica{name: name, rec: leakcheck.NewRecorder(nil), done: make(chan struct{})}
-	r.rec.AddSecret(leakcheck.KindClientSecret, clientSecret)
-	o := env.ManagerOptions()
+	// The final scan covers a replica that led; a standby that never did has
+	// nothing to scan.
+	r := &replica{name: name, rec: suite.NewRecorder("replica "+name, nil), done: make(chan struct{})}
+	o := suite.Env.ManagerOptions()
 	o.HTTPClient = r.rec.Client()
 	o.LeaderElect = true
 	o.LeaderElectionID = leaseName
@@ -129,7 +71,7 @@ func startReplica(t *testing.T, name string, releaseOnCancel bool) *replica {
 	o.ResyncInterval = time.Hour
 	o.AdobeQPS, o.AdobeBurst = 1000, 1000
 	o.RetryBaseDelay = 200 * time.Millisecond
-	mgr, err := manager.New(env.Config, o)
+	mgr, err := manager.New(suite.Env.Config, o)
 	if err != nil {
 		t.Fatalf("replica %s: %v", name, err)
 	}
@@ -140,7 +82,6 @@ func startReplica(t *testing.T, name string, releaseOnCancel bool) *replica {
 		defer close(r.done)
 		r.err = mgr.Start(ctx)
 	}()
-	replicas = append(replicas, r)
 	t.Cleanup(func() { r.kill() })
 	return r
 }
@@ -187,23 +128,13 @@ func (r *replica) requestsIn(from, to time.Time) int {
 
 func TestLeaderFailover(t *testing.T) {
 	ctx := context.Background()
-	for _, obj := range []client.Object{
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}},
-		&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "adobe"},
-			StringData: map[string]string{"clientId": clientID, "clientSecret": clientSecret},
-		},
-	} {
-		if err := env.Client.Create(ctx, obj); err != nil {
-			t.Fatal(err)
-		}
-	}
+	suite.CreateNamespace(t, namespace)
 	// Slow Adobe down so the leader dies with work in flight.
-	if err := env.Emulator.SetFaults(emulator.Faults{Latency: 150 * time.Millisecond}); err != nil {
+	if err := suite.Env.Emulator.SetFaults(emulator.Faults{Latency: 150 * time.Millisecond}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = env.Emulator.SetFaults(emulator.Faults{}) })
-	env.Emulator.ResetCalls()
+	t.Cleanup(func() { _ = suite.Env.Emulator.SetFaults(emulator.Faults{}) })
+	suite.Env.Emulator.ResetCalls()
 
 	a := startReplica(t, "a", false)
 	a.waitElected(t, 30*time.Second)
@@ -212,10 +143,8 @@ func TestLeaderFailover(t *testing.T) {
 
 	var sources []*v1alpha1.CapillarySource
 	for i := range resources {
-		cs := newSource(fmt.Sprintf("src-%d", i))
-		if err := env.Client.Create(ctx, cs); err != nil {
-			t.Fatal(err)
-		}
+		cs := localenvtest.NewSource(namespace, fmt.Sprintf("src-%d", i), localenvtest.Mappings(localenvtest.PointsMapping))
+		suite.Create(t, cs)
 		sources = append(sources, cs)
 	}
 
@@ -255,12 +184,12 @@ func TestLeaderFailover(t *testing.T) {
 	}
 
 	waitUntil(t, "every resource Ready under the new leader", 90*time.Second, func() bool { return countReady(t) == resources })
-	list := listSources(t)
-	report := ownership.Check(env.Emulator.Objects(), list, nil)
+	list := suite.List(t, namespace)
+	report := ownership.Check(suite.Env.Emulator.Objects(), list, nil)
 	for _, p := range report.Problems {
 		t.Error(p)
 	}
-	calls := env.Emulator.Calls()
+	calls := suite.Env.Emulator.Calls()
 	for _, op := range []string{emulator.OpSourceConnectionsCreate, emulator.OpTargetConnectionsCreate, emulator.OpFlowsCreate} {
 		if n := calls.OpStatus(op, 201); n != resources {
 			t.Errorf("%s committed %d times for %d resources: something was created twice (or not at all)", op, n, resources)
@@ -291,15 +220,15 @@ func TestLeaderFailover(t *testing.T) {
 
 	// Clean up under the last leader: nothing left in Adobe.
 	for _, cs := range sources {
-		if err := env.Client.Delete(ctx, cs); err != nil {
+		if err := suite.Env.Client.Delete(ctx, cs); err != nil {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "every resource deleted", 60*time.Second, func() bool { return len(listSources(t)) == 0 })
-	if left := ownership.NewIndex(env.Emulator.Objects()).Owners(); len(left) != 0 {
+	waitUntil(t, "every resource deleted", 60*time.Second, func() bool { return len(suite.List(t, namespace)) == 0 })
+	if left := ownership.NewIndex(suite.Env.Emulator.Objects()).Owners(); len(left) != 0 {
 		t.Errorf("Adobe still holds objects of %d deleted resources", len(left))
 	}
-	after := env.Emulator.Calls()
+	after := suite.Env.Emulator.Calls()
 	for _, op := range []string{emulator.OpSourceConnectionsCreate, emulator.OpTargetConnectionsCreate, emulator.OpFlowsCreate} {
 		if n := after.OpStatus(op, 201); n != resources {
 			t.Errorf("%s committed %d times for %d resources after the handovers", op, n, resources)
@@ -330,7 +259,7 @@ HA drill: %d resources, lease %s, renew deadline %s, retry period %s
 func leaseRenewTime(t *testing.T) time.Time {
 	t.Helper()
 	var l coordinationv1.Lease
-	if err := env.Client.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: leaseName}, &l); err != nil {
+	if err := suite.Env.Client.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: leaseName}, &l); err != nil {
 		t.Fatalf("read the leader election lease: %v", err)
 	}
 	if l.Spec.RenewTime == nil {
@@ -347,40 +276,11 @@ func firstRequest(r *replica) time.Time {
 	return reqs[0].Time
 }
 
-func newSource(name string) *v1alpha1.CapillarySource {
-	return &v1alpha1.CapillarySource{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: name},
-		Spec: v1alpha1.CapillarySourceSpec{
-			CredentialsSecretRef: v1alpha1.CredentialsSecretReference{Name: "adobe"},
-			OrgID:                orgID,
-			Target: v1alpha1.Target{
-				DatasetID: "6889f4f89b982b2b90bc1207",
-				SchemaID:  "https://ns.adobe.com/acme/schemas/52b59140414aa6a370ef5e21155fd7a686744b8739ecc168",
-			},
-			Mappings: []v1alpha1.Mapping{{SourceAttribute: "loyalty.points", DestinationXdmPath: "loyalty.points"}},
-		},
-	}
-}
-
-func listSources(t *testing.T) []v1alpha1.CapillarySource {
-	t.Helper()
-	var l v1alpha1.CapillarySourceList
-	if err := env.Client.List(context.Background(), &l, client.InNamespace(namespace)); err != nil {
-		t.Fatal(err)
-	}
-	return l.Items
-}
-
-func isReady(cs *v1alpha1.CapillarySource) bool {
-	return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady) &&
-		cs.Status.ObservedGeneration == cs.Generation
-}
-
 func countReady(t *testing.T) int {
 	t.Helper()
 	n := 0
-	for _, cs := range listSources(t) {
-		if isReady(&cs) {
+	for _, cs := range suite.List(t, namespace) {
+		if localenvtest.IsReady(&cs) {
 			n++
 		}
 	}

@@ -19,13 +19,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
 	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
 )
@@ -146,7 +146,7 @@ func TestBadInput(t *testing.T) {
 			check: func(c *tcase) {
 				// The source connection made before the refusal is on record,
 				// so deleting the resource removes it (checked on delete).
-				got := c.get()
+				got := suite.Get(c.t, c.cs)
 				if n := len(c.objects(emulator.KindSourceConnection)); n != 1 || got.Status.SourceConnectionID == "" {
 					c.t.Errorf("%d source connections in Adobe, status names %q; want the one made before the refusal, on record", n, got.Status.SourceConnectionID)
 				}
@@ -163,7 +163,7 @@ func TestBadInput(t *testing.T) {
 			},
 			// Mappings are mutable: the fix is the spec itself.
 			fix: func(c *tcase) {
-				c.update(func(cs *v1alpha1.CapillarySource) { cs.Spec.Mappings = cs.Spec.Mappings[:len(cs.Spec.Mappings)-1] })
+				suite.Update(c.t, c.cs, func(cs *v1alpha1.CapillarySource) { cs.Spec.Mappings = cs.Spec.Mappings[:len(cs.Spec.Mappings)-1] })
 			},
 		},
 		{
@@ -172,15 +172,15 @@ func TestBadInput(t *testing.T) {
 			arrange: func(c *tcase) {
 				c.createSecret(c.goodSecret())
 				c.create()
-				got := c.waitFor("Ready", isReady)
+				got := suite.WaitFor(c.t, c.cs, "Ready", localenvtest.IsReady)
 				flowID := got.Status.DataflowID
 				// Someone renames the dataflow in Adobe's UI, and keeps
 				// editing it: every PATCH the operator sends finds a newer etag.
-				env.Emulator.Modify(emulator.KindFlow, flowID, func(doc map[string]any) { doc["name"] = "renamed in the UI" })
+				suite.Env.Emulator.Modify(emulator.KindFlow, flowID, func(doc map[string]any) { doc["name"] = "renamed in the UI" })
 				var edits atomic.Int64
 				adobe.setRule(c.clientID, func(w http.ResponseWriter, r *http.Request, op string) bool {
 					if op == emulator.OpFlowsPatch {
-						env.Emulator.Modify(emulator.KindFlow, flowID, func(doc map[string]any) {
+						suite.Env.Emulator.Modify(emulator.KindFlow, flowID, func(doc map[string]any) {
 							doc["description"] = fmt.Sprintf("edited in the UI (%d)", edits.Add(1))
 						})
 					}
@@ -191,7 +191,7 @@ func TestBadInput(t *testing.T) {
 			maxCalls: 20,
 			check: func(c *tcase) {
 				// Each pass re-reads and retries at most 3 times.
-				patches, failures := adobe.count(c.clientID, emulator.OpFlowsPatch), int(c.get().Status.Failures)
+				patches, failures := adobe.count(c.clientID, emulator.OpFlowsPatch), int(suite.Get(c.t, c.cs).Status.Failures)
 				if patches < 3 || patches > 3*(failures+1) {
 					c.t.Errorf("%d PATCHes over %d failed passes, want 3 per pass", patches, failures)
 				}
@@ -280,7 +280,7 @@ func TestBadInput(t *testing.T) {
 				if n := adobe.count(c.clientID, emulator.OpFlowsCreate); n != 1 {
 					c.t.Errorf("%d dataflow creates, want the one answered with Retry-After", n)
 				}
-				if f := c.get().Status.Failures; f != 1 {
+				if f := suite.Get(c.t, c.cs).Status.Failures; f != 1 {
 					c.t.Errorf("status.failures = %d, want 1", f)
 				}
 			},
@@ -298,7 +298,7 @@ func TestBadInput(t *testing.T) {
 			t.Parallel()
 			c := newCase(t)
 			tc.arrange(c)
-			got := c.waitFor(tc.want.reason, func(cs *v1alpha1.CapillarySource) bool {
+			got := suite.WaitFor(c.t, c.cs, tc.want.reason, func(cs *v1alpha1.CapillarySource) bool {
 				r := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady)
 				return r != nil && r.Status == metav1.ConditionFalse && r.Reason == tc.want.reason
 			})
@@ -316,7 +316,7 @@ func TestBadInput(t *testing.T) {
 			if n := adobe.count(c.clientID) - calls; n > tc.maxCalls {
 				t.Errorf("%d Adobe calls in %s while failing, want at most %d", n, quietWindow, tc.maxCalls)
 			}
-			now := c.get()
+			now := suite.Get(c.t, c.cs)
 			if tc.want.terminal {
 				if now.ResourceVersion != got.ResourceVersion {
 					t.Errorf("status kept changing while stalled: %+v", now.Status)
@@ -335,7 +335,7 @@ func TestBadInput(t *testing.T) {
 			if tc.fix != nil {
 				gen := now.Generation
 				tc.fix(c)
-				ready := c.waitFor("Ready", isReady)
+				ready := suite.WaitFor(c.t, c.cs, "Ready", localenvtest.IsReady)
 				c.assertOneOfEach(ready)
 				if tc.name != "invalid mapping refused by Data Prep" && ready.Generation != gen {
 					t.Errorf("the resource changed (generation %d → %d): recovery must not need the spec touched", gen, ready.Generation)
@@ -408,9 +408,9 @@ func newCase(t *testing.T) *tcase {
 		secret:   fmt.Sprintf("bad-secret-%02d-%016x", n, rand.Uint64()),
 		org:      fmt.Sprintf("%024X@AdobeOrg", 0xBAD00000+n),
 	}
-	env.Emulator.AddCredential(c.clientID, c.secret)
+	suite.Env.Emulator.AddCredential(c.clientID, c.secret)
 	rec.AddSecret(leakcheck.KindClientSecret, c.secret)
-	if err := env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.ns}}); err != nil {
+	if err := suite.Env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.ns}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { adobe.setRule(c.clientID, nil) })
@@ -424,7 +424,7 @@ func (c *tcase) goodSecret() map[string]string {
 func (c *tcase) createSecret(data map[string]string) {
 	c.t.Helper()
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "adobe"}, StringData: data}
-	if err := env.Client.Create(context.Background(), s); err != nil {
+	if err := suite.Env.Client.Create(context.Background(), s); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -435,67 +435,27 @@ func (c *tcase) updateSecret(data map[string]string) {
 	c.t.Helper()
 	ctx := context.Background()
 	s := &corev1.Secret{}
-	if err := env.Client.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: "adobe"}, s); err != nil {
+	if err := suite.Env.Client.Get(ctx, client.ObjectKey{Namespace: c.ns, Name: "adobe"}, s); err != nil {
 		c.t.Fatal(err)
 	}
 	s.Data = nil
 	s.StringData = data
-	if err := env.Client.Update(ctx, s); err != nil {
+	if err := suite.Env.Client.Update(ctx, s); err != nil {
 		c.t.Fatal(err)
 	}
 }
 
 func (c *tcase) create(mutate ...func(*v1alpha1.CapillarySource)) {
 	c.t.Helper()
-	cs := &v1alpha1.CapillarySource{
-		ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "loyalty"},
-		Spec: v1alpha1.CapillarySourceSpec{
-			CredentialsSecretRef: v1alpha1.CredentialsSecretReference{Name: "adobe"},
-			OrgID:                c.org,
-			Target:               v1alpha1.Target{DatasetID: defaultDataset, SchemaID: defaultSchemaID},
-			Mappings: []v1alpha1.Mapping{
-				{SourceAttribute: "loyalty.points", DestinationXdmPath: "loyalty.points"},
-				{SourceAttribute: "identityMap.email.id", DestinationXdmPath: "identityMap.email[0].id", Identity: true},
-			},
-		},
-	}
-	for _, m := range mutate {
-		m(cs)
-	}
-	if err := env.Client.Create(context.Background(), cs); err != nil {
-		c.t.Fatalf("create: %v", err)
-	}
+	org := func(cs *v1alpha1.CapillarySource) { cs.Spec.OrgID = c.org }
+	cs := localenvtest.NewSource(c.ns, "loyalty", append([]func(*v1alpha1.CapillarySource){org}, mutate...)...)
+	suite.Create(c.t, cs)
 	c.cs = cs
-}
-
-func (c *tcase) get() *v1alpha1.CapillarySource {
-	c.t.Helper()
-	got := &v1alpha1.CapillarySource{}
-	if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c.cs), got); err != nil {
-		c.t.Fatalf("get: %v", err)
-	}
-	return got
-}
-
-func (c *tcase) update(mutate func(*v1alpha1.CapillarySource)) {
-	c.t.Helper()
-	for range 10 {
-		cur := c.get()
-		mutate(cur)
-		err := env.Client.Update(context.Background(), cur)
-		if err == nil {
-			return
-		}
-		if !apierrors.IsConflict(err) {
-			c.t.Fatalf("update: %v", err)
-		}
-	}
-	c.t.Fatal("update: kept conflicting")
 }
 
 func (c *tcase) requestReconcile(token string) {
 	c.t.Helper()
-	c.update(func(cs *v1alpha1.CapillarySource) {
+	suite.Update(c.t, c.cs, func(cs *v1alpha1.CapillarySource) {
 		if cs.Annotations == nil {
 			cs.Annotations = map[string]string{}
 		}
@@ -503,32 +463,12 @@ func (c *tcase) requestReconcile(token string) {
 	})
 }
 
-func (c *tcase) waitFor(what string, cond func(*v1alpha1.CapillarySource) bool) *v1alpha1.CapillarySource {
-	c.t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
-	var last *v1alpha1.CapillarySource
-	for time.Now().Before(deadline) {
-		last = &v1alpha1.CapillarySource{}
-		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(c.cs), last); err == nil && cond(last) {
-			return last
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Fatalf("never %s; last status: %+v", what, last.Status)
-	return nil
-}
-
-func isReady(cs *v1alpha1.CapillarySource) bool {
-	return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady) &&
-		cs.Status.ObservedGeneration == cs.Generation
-}
-
 // countEvents counts the Warning events with reason about the resource,
 // repeats (a series) included.
 func (c *tcase) countEvents(reason string) int {
 	c.t.Helper()
 	var l eventsv1.EventList
-	if err := env.Client.List(context.Background(), &l, client.InNamespace(c.ns)); err != nil {
+	if err := suite.Env.Client.List(context.Background(), &l, client.InNamespace(c.ns)); err != nil {
 		c.t.Fatal(err)
 	}
 	n := 0
@@ -558,7 +498,7 @@ func (c *tcase) waitEvent(reason string) int {
 }
 
 func (c *tcase) objects(kind emulator.Kind) []emulator.Object {
-	return ownership.NewIndex(env.Emulator.Objects()).Of(c.cs.UID, kind)
+	return ownership.NewIndex(suite.Env.Emulator.Objects()).Of(c.cs.UID, kind)
 }
 
 // assertOneOfEach: exactly one source connection, target connection and
@@ -584,11 +524,11 @@ func (c *tcase) assertOneOfEach(cs *v1alpha1.CapillarySource) {
 func (c *tcase) deleteAndCheck(blocked bool) {
 	c.t.Helper()
 	ctx := context.Background()
-	if err := env.Client.Delete(ctx, c.cs); err != nil {
+	if err := suite.Env.Client.Delete(ctx, c.cs); err != nil {
 		c.t.Fatalf("delete: %v", err)
 	}
 	if blocked {
-		got := c.waitFor(v1alpha1.ReasonDeleteBlocked, func(cs *v1alpha1.CapillarySource) bool {
+		got := suite.WaitFor(c.t, c.cs, v1alpha1.ReasonDeleteBlocked, func(cs *v1alpha1.CapillarySource) bool {
 			return meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionStalled) &&
 				meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionStalled).Reason == v1alpha1.ReasonDeleteBlocked
 		})
@@ -596,19 +536,9 @@ func (c *tcase) deleteAndCheck(blocked bool) {
 		if !strings.Contains(msg, "deletionPolicy: Orphan") {
 			c.t.Errorf("DeleteBlocked message %q does not give the way out", msg)
 		}
-		c.update(func(cs *v1alpha1.CapillarySource) { cs.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
+		suite.Update(c.t, c.cs, func(cs *v1alpha1.CapillarySource) { cs.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan })
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := env.Client.Get(ctx, client.ObjectKeyFromObject(c.cs), &v1alpha1.CapillarySource{})
-		if apierrors.IsNotFound(err) {
-			break
-		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("never deleted; status: %+v", c.get().Status)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	suite.WaitGone(c.t, c.cs)
 	for _, kind := range ownership.Kinds {
 		if n := len(c.objects(kind)); n != 0 {
 			c.t.Errorf("%d %s left in Adobe after the resource was deleted", n, kind)

@@ -2,7 +2,6 @@ package badinput_test
 
 import (
 	"bytes"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -18,28 +17,33 @@ import (
 
 	"k8s.io/client-go/dynamic"
 
-	"github.com/aepoperator/capillary-operator/internal/aepspec"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/localenv"
-	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 )
 
 // What the emulator refuses, for the cases that need Adobe to say no.
 const (
-	unentitledOrg   = "0BAD0000000000000000403A@AdobeOrg"
-	refusedDataset  = "refused-dataset"
-	refusedXDMPath  = "_acme.notInSchema"
-	defaultDataset  = "6889f4f89b982b2b90bc1207"
-	defaultSchemaID = "https://ns.adobe.com/acme/schemas/52b59140414aa6a370ef5e21155fd7a686744b8739ecc168"
+	unentitledOrg  = "0BAD0000000000000000403A@AdobeOrg"
+	refusedDataset = "refused-dataset"
+	refusedXDMPath = "_acme.notInSchema"
 )
 
 var (
-	env   *localenv.Env
+	suite = &localenvtest.Suite{
+		Emulator: emulator.Options{
+			UnentitledOrgs: []string{unentitledOrg},
+			RejectDatasets: []string{refusedDataset},
+			RejectMappings: []string{refusedXDMPath},
+		},
+		// Cases run sixteen at a time on shared cores.
+		Timeout: 90 * time.Second,
+	}
+	// rec records the operator's requests for the final secret scan; each
+	// case adds its client secret.
+	rec   = suite.NewRecorder("", nil)
 	dyn   dynamic.Interface
 	adobe *proxy
-	rec   = leakcheck.NewRecorder(nil)
-	logs  *leakcheck.Log
-	hist  *leakcheck.History
 	op    *localenv.Manager
 )
 
@@ -57,77 +61,36 @@ func run(m *testing.M) int {
 	if !explicit {
 		_ = flag.Set("test.parallel", caseParallelism)
 	}
-	logs = leakcheck.CaptureLogs(nil)
-	var err error
-	env, err = localenv.Start(localenv.Options{
-		Emulator: emulator.Options{
-			UnentitledOrgs: []string{unentitledOrg},
-			RejectDatasets: []string{refusedDataset},
-			RejectMappings: []string{refusedXDMPath},
-		},
-		ValidateRequests: specsAvailable(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "start local environment:", err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
+	suite.Setup = startOperator
+	return suite.Main(m)
+}
+
+// startOperator runs one operator for every case, with production timings
+// except the resync, pointed at the proxy in front of the emulator.
+func startOperator() (stop func() error, err error) {
+	env := suite.Env
 	if dyn, err = dynamic.NewForConfig(env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, fmt.Errorf("dynamic client: %w", err)
 	}
 	if adobe, err = newProxy(env.AdobeURL); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return nil, err
 	}
-	defer adobe.srv.Close()
-	if hist, err = leakcheck.WatchSources(env.Config); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-
-	// One operator for every case, with production timings except the
-	// resync, pointed at the proxy in front of the emulator.
 	o := env.ManagerOptions()
 	o.IMSURL, o.PlatformURL = adobe.srv.URL, adobe.srv.URL
 	o.HTTPClient = rec.Client()
 	o.ResyncInterval = time.Hour
 	o.AdobeQPS, o.AdobeBurst = 1000, 1000
 	if op, err = env.StartManager(o); err != nil {
-		fmt.Fprintln(os.Stderr, "start operator:", err)
-		return 1
+		adobe.srv.Close()
+		return nil, fmt.Errorf("start operator: %w", err)
 	}
-
-	code := m.Run()
-	if err := op.Stop(); err != nil {
-		fmt.Fprintln(os.Stderr, "operator stopped with an error:", err)
-		code = 1
-	}
-	hist.Stop()
-	if code != 0 || len(rec.Requests()) == 0 {
-		return code
-	}
-	findings, err := leakcheck.Scan(context.Background(), env.Client, rec, logs, hist)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "secret scan:", err)
-		return 1
-	}
-	for _, f := range findings {
-		fmt.Fprintln(os.Stderr, "secret scan: credential leaked:", f)
-	}
-	if len(findings) > 0 {
-		return 1
-	}
-	fmt.Println(leakcheck.Summary(rec, logs, hist))
-	return 0
-}
-
-func specsAvailable() bool {
-	if os.Getenv("CI") == "true" {
-		return true
-	}
-	_, err := aepspec.Dir()
-	return err == nil
+	return func() error {
+		defer adobe.srv.Close()
+		if err := op.Stop(); err != nil {
+			return fmt.Errorf("operator stopped with an error: %w", err)
+		}
+		return nil
+	}, nil
 }
 
 // rule answers a request in Adobe's place when it returns true.

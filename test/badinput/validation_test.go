@@ -125,7 +125,7 @@ func TestCRDValidationAtApply(t *testing.T) {
 
 	ctx := context.Background()
 	ns := "validation"
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+	if err := suite.Env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 		t.Fatal(err)
 	}
 	base := sampleObject(t)

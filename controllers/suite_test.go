@@ -18,6 +18,7 @@ import (
 	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
+	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
 )
 
 const (
@@ -31,7 +32,7 @@ var (
 	suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret}
 	// logs collects everything the operator logs during the suite, for the
 	// check that no secret or token ever appears in it.
-	logs     = &syncBuffer{}
+	logs     = &leakcheck.Log{}
 	nsSerial atomic.Int64
 	// operatorsStarted counts the managers the suite ran.
 	operatorsStarted atomic.Int64

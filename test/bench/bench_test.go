@@ -115,8 +115,12 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("steady: %d calls to %s, want only %s", c, op, emulator.OpFlowsGet)
 		}
 	}
-	if r.Steady.Adobe.ByOp[emulator.OpFlowsGet] > r.Steady.Reconciles {
-		t.Errorf("steady: %d dataflow reads for %d reconciles, want at most one each", r.Steady.Adobe.ByOp[emulator.OpFlowsGet], r.Steady.Reconciles)
+	// The target: at most one read per source per resync period. Reads and
+	// reconciles are counted at different moments (a reconcile is counted when
+	// it ends), so one that straddles the window's edge may add a read
+	// without its reconcile; the per-source bound has no such edge.
+	if reads := r.Steady.Adobe.ByOp[emulator.OpFlowsGet]; reads > n {
+		t.Errorf("steady: %d dataflow reads for %d sources and %d reconciles, want at most one per source", reads, n, r.Steady.Reconciles)
 	}
 	if r.Steady.Kube.Writes != 0 {
 		t.Errorf("steady: %d Kubernetes writes (%v), want 0", r.Steady.Kube.Writes, r.Steady.Kube.WritesByVerb)

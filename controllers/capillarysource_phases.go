@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -110,6 +111,23 @@ func (r *CapillarySourceReconciler) resolveSpecs(ctx context.Context, s *scope, 
 	if got, ok := r.specs.get(key, s.now); ok {
 		return got, nil
 	}
+	// Workers that miss the cache together share one lookup.
+	v, err, _ := r.specs.flight.Do(fmt.Sprintf("%s/%s/%s", key.org, key.sandbox, key.connectionSpec), func() (any, error) {
+		if got, ok := r.specs.get(key, s.now); ok {
+			return got, nil
+		}
+		return r.lookUpSpecs(ctx, cs, adobe)
+	})
+	if err != nil {
+		return resolvedSpecs{}, err
+	}
+	got := v.(resolvedSpecs)
+	r.specs.put(key, got, s.now)
+	return got, nil
+}
+
+// lookUpSpecs reads the connection spec and finds the flow spec that holds it.
+func (r *CapillarySourceReconciler) lookUpSpecs(ctx context.Context, cs *v1alpha1.CapillarySource, adobe Adobe) (resolvedSpecs, error) {
 	conn, err := adobe.GetConnectionSpec(ctx, cs.Spec.ConnectionSpecID)
 	if err != nil {
 		if flowservice.IsNotFound(err) {
@@ -134,9 +152,7 @@ func (r *CapillarySourceReconciler) resolveSpecs(ctx context.Context, s *scope, 
 		}
 		return resolvedSpecs{}, classify(v1alpha1.ConditionDataflowReady, "find the flow spec", err)
 	}
-	got := resolvedSpecs{connection: conn, flow: flow}
-	r.specs.put(key, got, s.now)
-	return got, nil
+	return resolvedSpecs{connection: conn, flow: flow}, nil
 }
 
 // ensureSourceConnection makes sure the streaming source connection exists.
@@ -360,6 +376,7 @@ type specEntry struct {
 
 // specCache shares spec lookups between resources.
 type specCache struct {
+	flight  singleflight.Group
 	mu      sync.Mutex
 	entries map[specKey]specEntry
 }

@@ -25,9 +25,9 @@ import (
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
-	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
 )
 
 // quietWindow is how long a failing resource is watched for a hot loop.

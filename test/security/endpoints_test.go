@@ -23,9 +23,9 @@ import (
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
-	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
 )
 
 // Endpoints are HTTPS; plain HTTP is only for a loopback emulator and only

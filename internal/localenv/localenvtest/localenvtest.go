@@ -26,7 +26,7 @@ import (
 	"github.com/aepoperator/capillary-operator/internal/aepspec"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/localenv"
-	"github.com/aepoperator/capillary-operator/test/security/leakcheck"
+	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
 )
 
 // What NewSource and CreateNamespace fill in.

@@ -21,6 +21,7 @@ import (
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 )
 
 // The CRD's rules at `kubectl apply --server-side` time, through the real
@@ -262,18 +263,7 @@ func del(path string) func(obj) {
 // send it through the status subresource), so it is not walked.
 func crdRules(t *testing.T) []string {
 	t.Helper()
-	root, err := controlplane.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "sources.aepoperator.dev_capillarysources.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(b, &crd); err != nil {
-		t.Fatal(err)
-	}
+	crd := localenvtest.CRD(t)
 	var rules []string
 	var walk func(path string, s *apiextensionsv1.JSONSchemaProps)
 	walk = func(path string, s *apiextensionsv1.JSONSchemaProps) {

@@ -8,8 +8,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -18,10 +16,8 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
-	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
@@ -162,18 +158,7 @@ var notEndpoints = map[string]string{
 // (by name, by format, or by a pattern that admits a URL), so nothing in a
 // CapillarySource can redirect the operator (server-side request forgery).
 func TestNoSpecFieldIsAnEndpoint(t *testing.T) {
-	root, err := controlplane.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "sources.aepoperator.dev_capillarysources.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crd apiextensionsv1.CustomResourceDefinition
-	if err := yaml.UnmarshalStrict(b, &crd); err != nil {
-		t.Fatal(err)
-	}
+	crd := localenvtest.CRD(t)
 	nStrings := 0
 	var walk func(path string, s apiextensionsv1.JSONSchemaProps)
 	walk = func(path string, s apiextensionsv1.JSONSchemaProps) {

@@ -12,18 +12,22 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/aepspec"
+	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
@@ -339,4 +343,23 @@ func ReasonIs(condType, reason string) func(*v1alpha1.CapillarySource) bool {
 		c := meta.FindStatusCondition(cs.Status.Conditions, condType)
 		return c != nil && c.Reason == reason
 	}
+}
+
+// CRD reads the checked-in CapillarySource CRD from config/crd/bases, for
+// tests that walk its schema.
+func CRD(t testing.TB) *apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "sources.aepoperator.dev_capillarysources.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := sigsyaml.UnmarshalStrict(b, crd); err != nil {
+		t.Fatal(err)
+	}
+	return crd
 }

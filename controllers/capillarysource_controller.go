@@ -57,6 +57,9 @@ type CapillarySourceReconciler struct {
 	StalledRetryInterval time.Duration
 	// RetryBaseDelay and RetryMaxDelay bound the backoff after transient failures.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+	// ReconcileTimeout bounds one reconcile, Adobe calls and rate limiter
+	// waits included.
+	ReconcileTimeout time.Duration
 	// MaxConcurrentReconciles is the number of parallel workers.
 	MaxConcurrentReconciles int
 	// Now is the clock; nil means time.Now.

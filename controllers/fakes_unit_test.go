@@ -17,6 +17,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/flowservice"
@@ -410,10 +411,17 @@ type harness struct {
 // newHarness stores cs and objs (the Secret, usually) in a fake API server.
 func newHarness(t *testing.T, cs *v1alpha1.CapillarySource, objs ...client.Object) *harness {
 	t.Helper()
+	return newHarnessIntercepted(t, interceptor.Funcs{}, cs, objs...)
+}
+
+// newHarnessIntercepted is newHarness with API server calls passed through funcs.
+func newHarnessIntercepted(t *testing.T, funcs interceptor.Funcs, cs *v1alpha1.CapillarySource, objs ...client.Object) *harness {
+	t.Helper()
 	c := fake.NewClientBuilder().
 		WithScheme(unitScheme(t)).
 		WithStatusSubresource(&v1alpha1.CapillarySource{}).
 		WithObjects(append([]client.Object{cs.DeepCopy()}, objs...)...).
+		WithInterceptorFuncs(funcs).
 		Build()
 	h := &harness{
 		t:     t,

@@ -57,4 +57,11 @@ const (
 	ReasonAdobeRejected          = "AdobeRejected"
 	ReasonDeleteBlocked          = "DeleteBlocked"
 	ReasonNotApplicable          = "NotApplicable"
+
+	// ReasonReconcileTimeout: one reconcile ran out of --reconcile-timeout;
+	// what it did is on record and the next pass goes on from there.
+	ReasonReconcileTimeout = "ReconcileTimeout"
+	// ReasonKubernetesAPIError: the Kubernetes API server failed a read or a
+	// write the operator needed; not an Adobe failure.
+	ReasonKubernetesAPIError = "KubernetesAPIError"
 )

@@ -65,8 +65,10 @@ type CapillarySourceReconciler struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
-	specs    specCache
-	attempts sync.Map // types.NamespacedName → types.UID: a create chain was started in this process
+	specs specCache
+	// createStarted: types.NamespacedName → types.UID of the resources this
+	// process began creating objects for (see mayExist).
+	createStarted sync.Map
 }
 
 // +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
@@ -217,18 +219,18 @@ func jitter(d time.Duration, fraction float64) time.Duration {
 	return time.Duration(float64(d) * (1 - fraction + 2*fraction*rand.Float64()))
 }
 
-// markAttempt records that this process started creating objects for the
-// resource with this name and UID.
-func (r *CapillarySourceReconciler) markAttempt(key types.NamespacedName, uid types.UID) {
-	r.attempts.Store(key, uid)
+// markCreateStarted records that this process is about to create objects
+// for the resource with this name and UID.
+func (r *CapillarySourceReconciler) markCreateStarted(key types.NamespacedName, uid types.UID) {
+	r.createStarted.Store(key, uid)
 }
 
-func (r *CapillarySourceReconciler) attempted(key types.NamespacedName, uid types.UID) bool {
-	v, ok := r.attempts.Load(key)
+func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, uid types.UID) bool {
+	v, ok := r.createStarted.Load(key)
 	return ok && v.(types.UID) == uid
 }
 
 func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
-	r.attempts.Delete(key)
+	r.createStarted.Delete(key)
 	forgetMetrics(key)
 }

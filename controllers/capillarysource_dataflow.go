@@ -70,6 +70,9 @@ func (r *CapillarySourceReconciler) ensureDataflow(ctx context.Context, s *scope
 
 	if flow == nil {
 		s.progressing(cond, "Creating the dataflow")
+		if err := r.beginCreate(ctx, s); err != nil {
+			return err
+		}
 		id, err := adobe.CreateFlow(ctx, flowservice.FlowInput{
 			Name:                name,
 			Description:         description(cs),

@@ -69,8 +69,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 	cs := s.cs
 	// Nothing can exist in Adobe for a resource that never began creating:
 	// let it go without credentials (its Secret may never have existed).
-	lookup := s.maybeCreated || r.attempted(client.ObjectKeyFromObject(cs), cs.UID)
-	if !lookup {
+	if !r.mayExist(cs) {
 		return nil
 	}
 	adobe, err := r.connect(ctx, cs)
@@ -80,7 +79,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 	// Objects whose create response was lost are not in status: find them by name.
 
 	flowID := cs.Status.DataflowID
-	if flowID == "" && lookup {
+	if flowID == "" {
 		found, err := adobe.FindFlow(ctx, adobeName(cs, kindDataflow))
 		if err != nil {
 			return fmt.Errorf("look up the dataflow: %w", err)
@@ -102,7 +101,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 	}
 
 	srcID := cs.Status.SourceConnectionID
-	if srcID == "" && lookup {
+	if srcID == "" {
 		found, err := adobe.FindSourceConnection(ctx, adobeName(cs, kindSource))
 		if err != nil {
 			return fmt.Errorf("look up the source connection: %w", err)
@@ -112,7 +111,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 		}
 	}
 	tgtID := cs.Status.TargetConnectionID
-	if tgtID == "" && lookup {
+	if tgtID == "" {
 		found, err := adobe.FindTargetConnection(ctx, adobeName(cs, kindTarget))
 		if err != nil {
 			return fmt.Errorf("look up the target connection: %w", err)

@@ -10,9 +10,7 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/flowservice"
@@ -33,21 +31,7 @@ func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scop
 	}
 	s.ok(v1alpha1.ConditionCredentialsReady, fmt.Sprintf("Adobe IMS issued a token for the credential in Secret %s/%s", cs.Namespace, cs.Spec.CredentialsSecretRef.Name))
 
-	// Crash safety without extra calls: SourceConnectionReady is written to
-	// status before the first create, so a resource whose status has neither
-	// it nor an ID has nothing in Adobe and needs no lookups by name. Any
-	// later pass (after a lost response, a crash, a restart) looks each
-	// missing object up by its deterministic name before creating it. The
-	// in-process record covers a cache that has not yet seen our own write.
-	key := client.ObjectKeyFromObject(cs)
-	lookup := s.maybeCreated || r.attempted(key, cs.UID)
-	if meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionSourceConnectionReady) == nil {
-		s.progressing(v1alpha1.ConditionSourceConnectionReady, "Creating the Adobe objects")
-		if err := r.saveProgress(ctx, s); err != nil {
-			return err
-		}
-	}
-	r.markAttempt(key, cs.UID)
+	lookup := r.mayExist(cs)
 
 	// A full check reads every object; a resync of a settled resource reads
 	// only the dataflow. Settled means Ready too: a terminal failure also
@@ -193,6 +177,9 @@ func (r *CapillarySourceReconciler) ensureSourceConnection(ctx context.Context, 
 		}
 	}
 	s.progressing(cond, "Creating the source connection")
+	if err := r.beginCreate(ctx, s); err != nil {
+		return false, err
+	}
 	id, err := adobe.CreateSourceConnection(ctx, flowservice.SourceConnectionInput{
 		Name:           name,
 		Description:    description(cs),
@@ -246,6 +233,9 @@ func (r *CapillarySourceReconciler) ensureTargetConnection(ctx context.Context, 
 		}
 	}
 	s.progressing(cond, "Creating the target connection")
+	if err := r.beginCreate(ctx, s); err != nil {
+		return false, err
+	}
 	id, err := adobe.CreateTargetConnection(ctx, flowservice.TargetConnectionInput{
 		Name:           name,
 		Description:    description(cs),
@@ -309,6 +299,9 @@ func (r *CapillarySourceReconciler) ensureMappingSet(ctx context.Context, s *sco
 		}
 	}
 	s.progressing(cond, "Creating the mapping set")
+	if err := r.beginCreate(ctx, s); err != nil {
+		return err
+	}
 	ref, err := adobe.CreateMappingSet(ctx, desired)
 	if err != nil {
 		return mappingError(classify(cond, "create the mapping set", err))

@@ -24,30 +24,50 @@ type scope struct {
 	// before is the object as last written, to patch against.
 	before *v1alpha1.CapillarySource
 	now    time.Time
-	// maybeCreated: a create may already have happened for this resource
-	// (see reconcileNormal); when false, lookups by name can be skipped.
-	maybeCreated bool
 	// wasReady: Ready was True when this reconcile began.
 	wasReady bool
 }
 
 func newScope(cs *v1alpha1.CapillarySource, now time.Time) *scope {
 	return &scope{
-		cs:           cs,
-		before:       cs.DeepCopy(),
-		now:          now,
-		maybeCreated: creationStarted(cs),
-		wasReady:     meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
+		cs:       cs,
+		before:   cs.DeepCopy(),
+		now:      now,
+		wasReady: meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
 	}
 }
 
-// creationStarted says whether the resource's status shows that a create
-// chain began: an Adobe ID, or the SourceConnectionReady condition, which is
-// written before the first create.
-func creationStarted(cs *v1alpha1.CapillarySource) bool {
+// mayExist says whether Adobe objects of this resource may exist without
+// their IDs being in status: a create may have happened whose answer was
+// lost to a crash, a timeout or a failed status write. Only then are missing
+// objects looked up by name before they are created, and only then does a
+// delete need Adobe. It holds from the moment the first create is about to
+// be sent (status.createStartedAt, written just before it; the in-process
+// record covers a cache that has not yet seen that write) and whenever
+// status holds an ID.
+func (r *CapillarySourceReconciler) mayExist(cs *v1alpha1.CapillarySource) bool {
 	st := cs.Status
-	return st.SourceConnectionID != "" || st.TargetConnectionID != "" || st.DataflowID != "" ||
-		meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionSourceConnectionReady) != nil
+	return st.CreateStartedAt != nil || st.SourceConnectionID != "" || st.TargetConnectionID != "" ||
+		st.MappingSetID != "" || st.DataflowID != "" || legacyCreateMarker(cs) ||
+		r.createStartedHere(client.ObjectKeyFromObject(cs), cs.UID)
+}
+
+// legacyCreateMarker is the marker versions before createStartedAt wrote
+// before their first create: SourceConnectionReady, Progressing, no ID yet.
+func legacyCreateMarker(cs *v1alpha1.CapillarySource) bool {
+	c := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionSourceConnectionReady)
+	return c != nil && c.Reason == v1alpha1.ReasonProgressing
+}
+
+// beginCreate records, before the first create is sent, that objects of
+// this resource may exist in Adobe from now on.
+func (r *CapillarySourceReconciler) beginCreate(ctx context.Context, s *scope) error {
+	r.markCreateStarted(client.ObjectKeyFromObject(s.cs), s.cs.UID)
+	if s.cs.Status.CreateStartedAt != nil {
+		return nil
+	}
+	s.cs.Status.CreateStartedAt = &metav1.Time{Time: s.now}
+	return r.saveProgress(ctx, s)
 }
 
 // rebase makes the current object the base of the next patch.

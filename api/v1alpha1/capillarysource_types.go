@@ -236,6 +236,14 @@ type CapillarySourceStatus struct {
 	// change leaves it alone, so steady state costs no write.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// createStartedAt is when the operator was first about to create an Adobe
+	// object for this resource. From then on, an object whose ID is not in
+	// status may still exist in Adobe (a create whose answer was lost), so it
+	// is looked up by name before it is created again; before then nothing
+	// can exist, and the resource is deleted without asking Adobe.
+	// +optional
+	CreateStartedAt *metav1.Time `json:"createStartedAt,omitempty"`
 }
 
 // CapillarySource connects Capillary's loyalty and transaction events to Adobe

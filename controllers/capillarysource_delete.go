@@ -149,7 +149,12 @@ func (r *CapillarySourceReconciler) release(ctx context.Context, s *scope) (ctrl
 	cs := s.cs
 	patchBase := cs.DeepCopy()
 	controllerutil.RemoveFinalizer(cs, v1alpha1.Finalizer)
-	if err := r.Patch(ctx, cs, client.MergeFrom(patchBase)); err != nil {
+	// A merge patch replaces the whole list: the optimistic lock makes it
+	// fail, rather than drop a finalizer another controller added meanwhile.
+	if err := r.Patch(ctx, cs, client.MergeFromWithOptions(patchBase, client.MergeFromWithOptimisticLock{})); err != nil {
+		if isConflict(err) {
+			return ctrl.Result{RequeueAfter: jitter(conflictRequeue, 0.5)}, nil
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("remove finalizer: %w", err))
 	}
 	r.forget(client.ObjectKeyFromObject(cs))

@@ -63,7 +63,7 @@ func (r *CapillarySourceReconciler) ensureDataflow(ctx context.Context, s *scope
 		if err := adobe.DeleteFlow(ctx, flow.ID); err != nil && !flowservice.IsNotFound(err) {
 			return classify(cond, "delete the stale dataflow", err)
 		}
-		r.event(cs, corev1.EventTypeNormal, "Recreated", "Recreate", "Deleted dataflow "+flow.ID+" bound to replaced connections; creating a new one")
+		r.changed(s, "Recreated", "Recreate", "Deleted dataflow "+flow.ID+" bound to replaced connections; creating a new one")
 		flow = nil
 		cs.Status.DataflowID = ""
 	}
@@ -86,7 +86,7 @@ func (r *CapillarySourceReconciler) ensureDataflow(ctx context.Context, s *scope
 		}
 		cs.Status.DataflowID = id
 		cs.Status.FlowSpecID = spec.flow.ID
-		r.event(cs, corev1.EventTypeNormal, "Created", "Create", "Created dataflow "+id)
+		r.changed(s, "Created", "Create", "Created dataflow "+id)
 		if err := r.saveProgress(ctx, s); err != nil {
 			return err
 		}
@@ -128,7 +128,7 @@ func (r *CapillarySourceReconciler) correctDataflow(ctx context.Context, s *scop
 		}
 		err := adobe.PatchFlow(ctx, flow.ID, flow.ETag, ops)
 		if err == nil {
-			r.event(cs, corev1.EventTypeNormal, "Updated", "Update", "Updated dataflow "+flow.ID+" to match the spec")
+			r.changed(s, "Updated", "Update", "Updated dataflow "+flow.ID+" to match the spec")
 			driftCorrections.WithLabelValues(kindDataflow).Inc()
 			flow.Name = desiredFlowName(cs, flow, name)
 			flow.Transformations = transformations(cs)
@@ -198,7 +198,7 @@ func (r *CapillarySourceReconciler) ensureFlowState(ctx context.Context, s *scop
 	if s.before.Status.DataflowState == want {
 		driftCorrections.WithLabelValues(kindDataflow).Inc()
 	}
-	r.event(cs, corev1.EventTypeNormal, reason, string(action), fmt.Sprintf("Dataflow %s is now %s", flow.ID, want))
+	r.changed(s, reason, string(action), fmt.Sprintf("Dataflow %s is now %s", flow.ID, want))
 	flow.State = want
 	return nil
 }
@@ -278,6 +278,6 @@ func (r *CapillarySourceReconciler) adopt(ctx context.Context, s *scope, adobe A
 			cs.Status.MappingSetVersion = int64(t.Params.MappingVersion)
 		}
 	}
-	r.event(cs, corev1.EventTypeNormal, "Adopted", "Adopt", fmt.Sprintf("Adopted dataflow %s with source connection %s and target connection %s", flow.ID, src.ID, tgt.ID))
+	r.changed(s, "Adopted", "Adopt", fmt.Sprintf("Adopted dataflow %s with source connection %s and target connection %s", flow.ID, src.ID, tgt.ID))
 	return r.saveProgress(ctx, s)
 }

@@ -192,7 +192,7 @@ func (r *CapillarySourceReconciler) ensureSourceConnection(ctx context.Context, 
 	}
 	cs.Status.SourceConnectionID = id
 	s.ok(cond, "Source connection "+id+" exists")
-	r.event(cs, corev1.EventTypeNormal, "Created", "Create", "Created source connection "+id)
+	r.changed(s, "Created", "Create", "Created source connection "+id)
 	return recreated, r.saveProgress(ctx, s)
 }
 
@@ -256,7 +256,7 @@ func (r *CapillarySourceReconciler) ensureTargetConnection(ctx context.Context, 
 	}
 	cs.Status.TargetConnectionID = id
 	s.ok(cond, "Target connection "+id+" writes to dataset "+cs.Spec.Target.DatasetID)
-	r.event(cs, corev1.EventTypeNormal, "Created", "Create", "Created target connection "+id)
+	r.changed(s, "Created", "Create", "Created target connection "+id)
 	return recreated, r.saveProgress(ctx, s)
 }
 
@@ -292,7 +292,7 @@ func (r *CapillarySourceReconciler) ensureMappingSet(ctx context.Context, s *sco
 			}
 			cs.Status.MappingSetVersion = int64(ref.Version)
 			s.ok(cond, fmt.Sprintf("Mapping set %s version %d holds %d mappings", id, ref.Version, len(cs.Spec.Mappings)))
-			r.event(cs, corev1.EventTypeNormal, "Updated", "Update", fmt.Sprintf("Updated mapping set %s to version %d", id, ref.Version))
+			r.changed(s, "Updated", "Update", fmt.Sprintf("Updated mapping set %s to version %d", id, ref.Version))
 			return r.saveProgress(ctx, s)
 		case !flowservice.IsNotFound(err):
 			return classify(cond, "read the mapping set", err)
@@ -309,7 +309,7 @@ func (r *CapillarySourceReconciler) ensureMappingSet(ctx context.Context, s *sco
 	cs.Status.MappingSetID = ref.ID
 	cs.Status.MappingSetVersion = int64(ref.Version)
 	s.ok(cond, fmt.Sprintf("Mapping set %s version %d holds %d mappings", ref.ID, ref.Version, len(cs.Spec.Mappings)))
-	r.event(cs, corev1.EventTypeNormal, "Created", "Create", "Created mapping set "+ref.ID)
+	r.changed(s, "Created", "Create", "Created mapping set "+ref.ID)
 	return r.saveProgress(ctx, s)
 }
 

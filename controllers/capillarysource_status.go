@@ -26,6 +26,10 @@ type scope struct {
 	now    time.Time
 	// wasReady: Ready was True when this reconcile began.
 	wasReady bool
+	// synced: a reconcile had succeeded before this one (lastSyncTime was set).
+	synced bool
+	// adobeChanged: this reconcile created, changed or deleted something in Adobe.
+	adobeChanged bool
 }
 
 func newScope(cs *v1alpha1.CapillarySource, now time.Time) *scope {
@@ -34,6 +38,7 @@ func newScope(cs *v1alpha1.CapillarySource, now time.Time) *scope {
 		before:   cs.DeepCopy(),
 		now:      now,
 		wasReady: meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
+		synced:   cs.Status.LastSyncTime != nil,
 	}
 }
 
@@ -168,7 +173,7 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		}
 		// Stamped only when the pass changed something (or never was): a resync
 		// that finds everything as declared writes nothing to the API server.
-		if cs.Status.LastSyncTime == nil || !equality.Semantic.DeepEqual(s.before.Status, cs.Status) {
+		if cs.Status.LastSyncTime == nil || s.adobeChanged || !equality.Semantic.DeepEqual(s.before.Status, cs.Status) {
 			cs.Status.LastSyncTime = &metav1.Time{Time: s.now}
 		}
 		result.RequeueAfter = r.resyncInterval(cs)
@@ -214,7 +219,7 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		}
 		return ctrl.Result{}, werr
 	}
-	recordMetrics(cs, s.wasReady, s.now)
+	recordMetrics(cs, err == nil && !s.synced, s.now)
 	return result, nil
 }
 
@@ -235,6 +240,12 @@ func (s *scope) progressing(condType, message string) {
 	if !meta.IsStatusConditionTrue(s.cs.Status.Conditions, v1alpha1.ConditionReady) {
 		s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, message)
 	}
+}
+
+// changed records a change this reconcile made in Adobe, with its event.
+func (r *CapillarySourceReconciler) changed(s *scope, reason, action, note string) {
+	s.adobeChanged = true
+	r.event(s.cs, corev1.EventTypeNormal, reason, action, note)
 }
 
 func (r *CapillarySourceReconciler) event(cs *v1alpha1.CapillarySource, eventType, reason, action, note string) {

@@ -40,7 +40,9 @@ func init() {
 // change of status or reason replaces the old series.
 var readySeries sync.Map // types.NamespacedName → []string
 
-func recordMetrics(cs *v1alpha1.CapillarySource, wasReady bool, now time.Time) {
+// recordMetrics exports the Ready condition; firstReady marks the first
+// successful reconcile of the resource, whatever its generation.
+func recordMetrics(cs *v1alpha1.CapillarySource, firstReady bool, now time.Time) {
 	ready := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady)
 	if ready == nil {
 		return
@@ -53,7 +55,7 @@ func recordMetrics(cs *v1alpha1.CapillarySource, wasReady bool, now time.Time) {
 		}
 	}
 	sourceCondition.WithLabelValues(labels...).Set(1)
-	if ready.Status == "True" && !wasReady && cs.Status.ObservedGeneration == cs.Generation && cs.Generation == 1 {
+	if firstReady {
 		timeToReady.Observe(now.Sub(cs.CreationTimestamp.Time).Seconds())
 	}
 }

@@ -24,8 +24,7 @@ func (r *CapillarySourceReconciler) credentials(ctx context.Context, cs *v1alpha
 			return Credentials{}, terminal(v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonSecretNotFound,
 				fmt.Sprintf("Secret %s not found: create it with the keys %s and %s from the Adobe Developer Console", where, ref.ClientIDKey, ref.ClientSecretKey), err)
 		}
-		return Credentials{}, &stepError{condition: v1alpha1.ConditionCredentialsReady, reason: v1alpha1.ReasonProgressingWithRetry,
-			message: fmt.Sprintf("could not read Secret %s; retrying", where), err: fmt.Errorf("get secret: %w", err)}
+		return Credentials{}, kubernetesError(v1alpha1.ConditionCredentialsReady, "read Secret "+where, fmt.Errorf("get secret: %w", err))
 	}
 	id, err := secretValue(secret, where, ref.ClientIDKey)
 	if err != nil {

@@ -201,6 +201,20 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 			// Someone else wrote the object; requeue quietly with a fresh read.
 			return ctrl.Result{RequeueAfter: jitter(conflictRequeue, 0.5)}, nil
 		}
+		if se.kubernetes {
+			// Not Adobe's failure: say so, and leave the retry to the
+			// workqueue's backoff instead of the persisted Adobe backoff.
+			if se.condition != v1alpha1.ConditionReady {
+				s.set(se.condition, metav1.ConditionFalse, se.reason, se.message)
+			}
+			s.remove(v1alpha1.ConditionStalled)
+			s.set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, se.reason, se.message)
+			s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, se.reason, se.message)
+			if werr := r.saveProgress(ctx, s); werr != nil {
+				log.V(1).Info("could not write status either", "error", werr.Error())
+			}
+			return ctrl.Result{}, err
+		}
 		cs.Status.Failures++
 		cs.Status.LastFailureTime = &metav1.Time{Time: s.now}
 		if se.condition != v1alpha1.ConditionReady {

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/flowservice"
 	"github.com/aepoperator/capillary-operator/internal/ims"
@@ -26,6 +28,9 @@ type stepError struct {
 	terminal bool
 	// retryAfter is the least wait Adobe asked for, if any.
 	retryAfter time.Duration
+	// kubernetes failures are the API server's, not Adobe's: they are left
+	// to the workqueue's backoff and not counted in status.failures.
+	kubernetes bool
 	err        error
 }
 
@@ -73,6 +78,10 @@ func classify(condition, what string, err error) *stepError {
 			message:    fmt.Sprintf("Adobe failed to %s (%s); retrying with backoff", what, code),
 			retryAfter: fe.RetryAfter, err: err}
 	}
+	var status apierrors.APIStatus
+	if errors.As(err, &status) {
+		return kubernetesError(condition, what, err)
+	}
 	var ie *ims.Error
 	if errors.As(err, &ie) {
 		return &stepError{condition: v1alpha1.ConditionCredentialsReady, reason: v1alpha1.ReasonAdobeUnavailable,
@@ -94,6 +103,12 @@ func classify(condition, what string, err error) *stepError {
 	}
 	return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
 		message: fmt.Sprintf("could not reach Adobe to %s; retrying with backoff", what), err: err}
+}
+
+// kubernetesError is a failed request to the Kubernetes API server.
+func kubernetesError(condition, what string, err error) *stepError {
+	return &stepError{condition: condition, reason: v1alpha1.ReasonKubernetesAPIError, kubernetes: true, err: err,
+		message: fmt.Sprintf("the Kubernetes API server failed a request to %s (%s); retrying with backoff", what, apierrors.ReasonForError(err))}
 }
 
 func imsCode(err error) string {

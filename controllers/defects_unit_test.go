@@ -62,8 +62,7 @@ func blockedSpecLookup(a *fakeAdobe, err error) (entered, release chan struct{})
 // and spec only, so a credential that is not entitled decided the outcome for
 // another credential's source in the same org.
 func TestUnitDefectSpecLookupIsPerCredential(t *testing.T) {
-	h := newHarness(t, unitSource(), goodSecret(),
-		unitSecret(map[string]string{"clientId": "other-client", "clientSecret": "other-secret-1234"}))
+	h := newHarness(t, unitSource(), goodSecret())
 	// The harness's source uses a credential that is not entitled (403);
 	// the second source, in the same org and sandbox, uses an entitled one.
 	unentitled := newFakeAdobe(unitSource())
@@ -306,12 +305,13 @@ func TestUnitDefectNeverCreatedDeletesWithoutAdobe(t *testing.T) {
 	h.adobe.FindSourceConnectionFn = func(context.Context, string) (*flowservice.SourceConnection, error) { return nil, forbidden }
 	h.adobe.FindTargetConnectionFn = func(context.Context, string) (*flowservice.TargetConnection, error) { return nil, forbidden }
 	h.reconcile()
-	checkConditionsOf(t, h.get(), map[string]cond{v1alpha1.ConditionStalled: isTrue(v1alpha1.ReasonNotEntitled)})
+	stalled := h.get()
+	checkConditionsOf(t, stalled, map[string]cond{v1alpha1.ConditionStalled: isTrue(v1alpha1.ReasonNotEntitled)})
 
 	// Deleted by this process, and by a restarted one that has only status to go by.
 	for _, restarted := range []bool{false, true} {
 		if restarted {
-			h = newHarness(t, h.get(), goodSecret())
+			h = newHarness(t, stalled, goodSecret())
 			h.adobe.FindFlowFn = func(context.Context, string) (*flowservice.Flow, error) { return nil, forbidden }
 		}
 		h.adobe.ResetCalls()

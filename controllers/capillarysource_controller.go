@@ -2,6 +2,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -33,6 +34,10 @@ const (
 	DefaultStalledRetryInterval = 15 * time.Minute
 	DefaultRetryBaseDelay       = 2 * time.Second
 	DefaultRetryMaxDelay        = 5 * time.Minute
+	DefaultReconcileTimeout     = 2 * time.Minute
+	// statusWriteGrace is how long the final status write may take after
+	// the reconcile's deadline.
+	statusWriteGrace = 10 * time.Second
 	// specCacheTTL bounds how long connection and flow spec lookups are
 	// shared between resources; specs change only when Adobe ships a source.
 	specCacheTTL = time.Hour
@@ -111,11 +116,17 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
-	// 5: Walk the chain: credentials, specs, connections, mapping, dataflow.
-	err := r.reconcileNormal(ctx, s)
+	// 5: Walk the chain: credentials, specs, connections, mapping, dataflow,
+	// within the reconcile's deadline.
+	chainCtx, cancel := context.WithTimeout(ctx, cmp.Or(r.ReconcileTimeout, DefaultReconcileTimeout))
+	defer cancel()
+	err := deadlineReached(chainCtx, r.reconcileNormal(chainCtx, s))
 
-	// 6: Summarise into Ready / Reconciling / Stalled and write status if it changed.
-	return r.finish(ctx, s, err)
+	// 6: Summarise into Ready / Reconciling / Stalled and write status if it
+	// changed, with a grace period of its own after the deadline.
+	finishCtx, cancelFinish := context.WithTimeout(ctx, statusWriteGrace)
+	defer cancelFinish()
+	return r.finish(finishCtx, s, err)
 }
 
 // SetupWithManager registers the controller: CapillarySources, and the
@@ -168,6 +179,9 @@ func (r *CapillarySourceReconciler) setDefaults() {
 	}
 	if r.RetryMaxDelay <= 0 {
 		r.RetryMaxDelay = DefaultRetryMaxDelay
+	}
+	if r.ReconcileTimeout <= 0 {
+		r.ReconcileTimeout = DefaultReconcileTimeout
 	}
 	if r.MaxConcurrentReconciles <= 0 {
 		r.MaxConcurrentReconciles = 1

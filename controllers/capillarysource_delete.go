@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -30,7 +31,9 @@ func (r *CapillarySourceReconciler) reconcileDelete(ctx context.Context, s *scop
 		return r.release(ctx, s)
 	}
 
-	err := r.deleteAdobeObjects(ctx, s)
+	delCtx, cancel := context.WithTimeout(ctx, cmp.Or(r.ReconcileTimeout, DefaultReconcileTimeout))
+	defer cancel()
+	err := deadlineReached(delCtx, r.deleteAdobeObjects(delCtx, s))
 	if err == nil {
 		r.event(cs, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted the dataflow and the source and target connections in Adobe")
 		return r.release(ctx, s)

@@ -1,10 +1,12 @@
 package controllers
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -103,6 +105,27 @@ func classify(condition, what string, err error) *stepError {
 	}
 	return &stepError{condition: condition, reason: v1alpha1.ReasonAdobeUnavailable,
 		message: fmt.Sprintf("could not reach Adobe to %s; retrying with backoff", what), err: err}
+}
+
+// deadlineReached turns err into a ReconcileTimeout when the reconcile ran
+// out of time: its context's deadline passed, or a wait (a retry, the rate
+// limiter) would have outlasted it. A single Adobe request that timed out
+// (a *url.Error) stays an Adobe failure.
+func deadlineReached(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	var urlErr *url.Error
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) && (!errors.Is(err, context.DeadlineExceeded) || errors.As(err, &urlErr)) {
+		return err
+	}
+	condition := v1alpha1.ConditionReady
+	var se *stepError
+	if errors.As(err, &se) {
+		condition = se.condition
+	}
+	return &stepError{condition: condition, reason: v1alpha1.ReasonReconcileTimeout, err: err,
+		message: "the reconcile reached its deadline (--reconcile-timeout) with work left; what was done is recorded and the next pass goes on from there"}
 }
 
 // kubernetesError is a failed request to the Kubernetes API server.

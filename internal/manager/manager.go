@@ -53,6 +53,7 @@ type Options struct {
 	StalledRetryInterval    time.Duration
 	RetryBaseDelay          time.Duration
 	RetryMaxDelay           time.Duration
+	ReconcileTimeout        time.Duration
 	MaxConcurrentReconciles int
 	AdobeQPS                float64
 	AdobeBurst              int
@@ -90,6 +91,7 @@ func Defaults() Options {
 		StalledRetryInterval: controllers.DefaultStalledRetryInterval,
 		RetryBaseDelay:       controllers.DefaultRetryBaseDelay,
 		RetryMaxDelay:        controllers.DefaultRetryMaxDelay,
+		ReconcileTimeout:     controllers.DefaultReconcileTimeout,
 		// Sized in docs/performance.md: 20 calls/s per org carries 5000
 		// sources at the 10m resync (8.3 reads/s) with more than half the
 		// rate left for new work, and 10 workers keep that rate busy when an
@@ -122,6 +124,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.StalledRetryInterval, "stalled-retry-interval", o.StalledRetryInterval, "how often a source stalled on a terminal error is retried without a change (jittered)")
 	fs.DurationVar(&o.RetryBaseDelay, "retry-base-delay", o.RetryBaseDelay, "first backoff after a transient failure; doubles per failure (jittered)")
 	fs.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay, "longest backoff after transient failures")
+	fs.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", o.ReconcileTimeout, "longest one reconcile may take, Adobe retries and rate limiter waits included; the status write gets a short grace after it")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "number of CapillarySources reconciled in parallel")
 	fs.Float64Var(&o.AdobeQPS, "adobe-qps", o.AdobeQPS, "Adobe Platform requests per second, per org (token bucket)")
 	fs.IntVar(&o.AdobeBurst, "adobe-burst", o.AdobeBurst, "burst of the per-org token bucket")
@@ -286,6 +289,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		StalledRetryInterval:    o.StalledRetryInterval,
 		RetryBaseDelay:          o.RetryBaseDelay,
 		RetryMaxDelay:           o.RetryMaxDelay,
+		ReconcileTimeout:        o.ReconcileTimeout,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {

@@ -2,6 +2,8 @@ package controllers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"net/http"
 	"slices"
 
@@ -15,6 +17,14 @@ type Credentials struct {
 	ClientSecret string
 	OrgID        string
 	SandboxName  string
+}
+
+// key identifies the credential as the IMS token cache does: the client ID
+// and a hash of the secret (the IMS URL is the operator's, one for all). It
+// stays in memory and is never logged.
+func (c Credentials) key() string {
+	sum := sha256.Sum256([]byte(c.ClientSecret))
+	return c.ClientID + "/" + hex.EncodeToString(sum[:])
 }
 
 // AdobeConnector binds credentials to an Adobe client. It is cheap: tokens

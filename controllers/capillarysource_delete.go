@@ -75,7 +75,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 	if !r.mayExist(cs) {
 		return nil
 	}
-	adobe, err := r.connect(ctx, cs)
+	adobe, err := r.connect(ctx, s)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,7 +26,7 @@ var errFlowGone = errors.New("dataflow gone")
 func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scope) error {
 	cs := s.cs
 
-	adobe, err := r.connect(ctx, cs)
+	adobe, err := r.connect(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -47,11 +48,12 @@ func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scop
 }
 
 // connect reads the credentials from the Secret and gets a token from IMS.
-func (r *CapillarySourceReconciler) connect(ctx context.Context, cs *v1alpha1.CapillarySource) (Adobe, error) {
-	creds, err := r.credentials(ctx, cs)
+func (r *CapillarySourceReconciler) connect(ctx context.Context, s *scope) (Adobe, error) {
+	creds, err := r.credentials(ctx, s.cs)
 	if err != nil {
 		return nil, err
 	}
+	s.credential = creds.key()
 	adobe := r.Adobe.Connect(creds)
 	if err := adobe.CheckCredentials(ctx); err != nil {
 		return nil, classify(v1alpha1.ConditionCredentialsReady, "issue a token", err)
@@ -88,26 +90,38 @@ type resolvedSpecs struct {
 }
 
 // resolveSpecs checks the connection spec and finds its flow spec. Results
-// are shared by every resource of the same org and sandbox for an hour.
+// are shared for an hour by the resources of one credential, org and sandbox:
+// what one credential may read says nothing of another, so neither an answer
+// nor a failure crosses credentials.
 func (r *CapillarySourceReconciler) resolveSpecs(ctx context.Context, s *scope, adobe Adobe) (resolvedSpecs, error) {
 	cs := s.cs
-	key := specKey{org: cs.Spec.OrgID, sandbox: cs.Spec.SandboxName, connectionSpec: cs.Spec.ConnectionSpecID}
+	key := specKey{credential: s.credential, org: cs.Spec.OrgID, sandbox: cs.Spec.SandboxName, connectionSpec: cs.Spec.ConnectionSpecID}
 	if got, ok := r.specs.get(key, s.now); ok {
 		return got, nil
 	}
-	// Workers that miss the cache together share one lookup.
-	v, err, _ := r.specs.flight.Do(fmt.Sprintf("%s/%s/%s", key.org, key.sandbox, key.connectionSpec), func() (any, error) {
-		if got, ok := r.specs.get(key, s.now); ok {
-			return got, nil
+	// Workers that miss the cache together share one lookup. It runs detached
+	// from whichever worker started it, under a deadline of its own, so that
+	// worker's cancellation does not fail the others; each worker waits only
+	// as long as its own context allows (as internal/ims does for tokens).
+	detached := context.WithoutCancel(ctx)
+	ch := r.specs.flight.DoChan(key.String(), func() (any, error) {
+		lookupCtx, cancel := context.WithTimeout(detached, cmp.Or(r.ReconcileTimeout, DefaultReconcileTimeout))
+		defer cancel()
+		got, err := r.lookUpSpecs(lookupCtx, cs, adobe)
+		if err == nil {
+			r.specs.put(key, got, s.now)
 		}
-		return r.lookUpSpecs(ctx, cs, adobe)
+		return got, err
 	})
-	if err != nil {
-		return resolvedSpecs{}, err
+	select {
+	case <-ctx.Done():
+		return resolvedSpecs{}, fmt.Errorf("wait for the connection spec lookup: %w", ctx.Err())
+	case res := <-ch:
+		if res.Err != nil {
+			return resolvedSpecs{}, res.Err
+		}
+		return res.Val.(resolvedSpecs), nil
 	}
-	got := v.(resolvedSpecs)
-	r.specs.put(key, got, s.now)
-	return got, nil
 }
 
 // lookUpSpecs reads the connection spec and finds the flow spec that holds it.
@@ -359,8 +373,13 @@ func specVersion(v string) string {
 	return v
 }
 
-// specKey identifies a connection spec lookup; specs are per org and sandbox.
-type specKey struct{ org, sandbox, connectionSpec string }
+// specKey identifies a connection spec lookup: specs are per org and
+// sandbox, and what may be read of them is per credential.
+type specKey struct{ credential, org, sandbox, connectionSpec string }
+
+func (k specKey) String() string {
+	return k.credential + "\x00" + k.org + "\x00" + k.sandbox + "\x00" + k.connectionSpec
+}
 
 type specEntry struct {
 	specs   resolvedSpecs

@@ -24,6 +24,9 @@ type scope struct {
 	// before is the object as last written, to patch against.
 	before *v1alpha1.CapillarySource
 	now    time.Time
+	// credential identifies the Adobe credential in use (Credentials.key),
+	// once connect has read it.
+	credential string
 	// wasReady: Ready was True when this reconcile began.
 	wasReady bool
 	// synced: a reconcile had succeeded before this one (lastSyncTime was set).

@@ -162,10 +162,11 @@ func TestUnitDefectSpecLookupWaitsWithOwnContext(t *testing.T) {
 	// The leader gives up; the shared lookup goes on for whoever waits.
 	cancelLeader()
 	<-leaderDone
+	key3 := h.addSource("third")
 	waiterDone := make(chan struct{})
 	go func() {
 		defer close(waiterDone)
-		_, _ = h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key2})
+		_, _ = h.r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key3})
 	}()
 	close(release)
 	select {
@@ -174,7 +175,7 @@ func TestUnitDefectSpecLookupWaitsWithOwnContext(t *testing.T) {
 		t.Fatal("waiter never returned")
 	}
 	<-followerDone
-	checkConditionsOf(t, h.getKey(key2), map[string]cond{v1alpha1.ConditionReady: isTrue(v1alpha1.ReasonSucceeded)})
+	checkConditionsOf(t, h.getKey(key3), map[string]cond{v1alpha1.ConditionReady: isTrue(v1alpha1.ReasonSucceeded)})
 	if calls != 1 {
 		t.Errorf("connection spec read %d times, want 1 shared lookup", calls)
 	}

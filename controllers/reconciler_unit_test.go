@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -211,6 +212,7 @@ func TestUnitReconcileFirstPass(t *testing.T) {
 				InletURL:           fakeInletURL,
 				DataflowState:      tc.wantState,
 				LastSyncTime:       &metav1.Time{Time: unitNow},
+				CreateStartedAt:    &metav1.Time{Time: unitNow},
 			}
 			if tc.wantMapID != "" {
 				wantStatus.MappingSetVersion = 1
@@ -743,7 +745,8 @@ func TestUnitReconcileTransientErrors(t *testing.T) {
 		"timeout reading the connection spec": {
 			setup: func(a *fakeAdobe) {
 				a.GetConnectionSpecFn = func(context.Context, string) (*flowservice.ConnectionSpec, error) {
-					return nil, fmt.Errorf("get connection spec: %w", context.DeadlineExceeded)
+					// One request timing out, as net/http reports it.
+					return nil, &url.Error{Op: "Get", URL: "https://platform.adobe.io/data/foundation/flowservice/connectionSpecs/x", Err: context.DeadlineExceeded}
 				}
 			},
 			wantCond: v1alpha1.ConditionSourceConnectionReady, wantFailures: 1, wantObsGen: -1,

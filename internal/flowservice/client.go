@@ -26,6 +26,9 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
+
+	"github.com/aepoperator/capillary-operator/internal/excerpt"
+	"github.com/aepoperator/capillary-operator/internal/httpretry"
 )
 
 // Defaults for a Client.
@@ -194,7 +197,7 @@ func New(opts ...Option) (*Client, error) {
 		httpClient: http.DefaultClient,
 		timeout:    DefaultRequestTimeout,
 		retry:      DefaultRetryPolicy,
-		sleep:      sleepCtx,
+		sleep:      httpretry.Sleep,
 		now:        time.Now,
 		jitter:     equalJitter,
 		qps:        DefaultQPS,
@@ -231,17 +234,6 @@ func New(opts ...Option) (*Client, error) {
 		}
 	}
 	return c, nil
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // equalJitter waits between half and all of d, so synchronized callers spread
@@ -353,13 +345,10 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 			return nil
 		}
 
-		for _, secret := range []string{token, s.ClientSecret} {
-			if len(secret) >= 4 {
-				respBody = bytes.ReplaceAll(respBody, []byte(secret), []byte("[redacted]"))
-			}
-		}
+		secrets := redactable(token, s.ClientSecret)
+		respBody = []byte(excerpt.Redact(string(respBody), secrets...))
 		apiErr := parseError(status, header, respBody, c.now())
-		scrubError(apiErr, token, s.ClientSecret)
+		scrubError(apiErr, secrets...)
 		log.V(1).Info("Adobe request answered an error", "status", status, "code", apiErr.Code,
 			"requestId", apiErr.RequestID, "attempt", attempt)
 

@@ -26,6 +26,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/aepoperator/capillary-operator/internal/excerpt"
 	"github.com/aepoperator/capillary-operator/internal/httpretry"
@@ -70,6 +71,13 @@ type RetryPolicy struct {
 	// Longer waits are returned as the error (with RetryAfter set) so the
 	// caller can requeue instead of holding a worker.
 	MaxRetryAfter time.Duration
+}
+
+// delays is one call's schedule of waits between tries: BaseDelay, doubled
+// per retry, capped at MaxDelay. The client jitters each step itself (equal
+// jitter), since wait.Backoff's own jitter only lengthens waits.
+func (p RetryPolicy) delays() wait.Backoff {
+	return wait.Backoff{Duration: min(p.BaseDelay, p.MaxDelay), Factor: 2, Cap: p.MaxDelay, Steps: p.MaxAttempts}
 }
 
 // TokenSource gives IMS access tokens for a client credential and drops one
@@ -257,14 +265,6 @@ func (c *Client) limiter(orgID string) Limiter {
 	return l
 }
 
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.retry.BaseDelay
-	for i := 1; i < attempt && d < c.retry.MaxDelay; i++ {
-		d *= 2
-	}
-	return c.jitter(min(d, c.retry.MaxDelay))
-}
-
 // call describes one API operation.
 type call struct {
 	op     string
@@ -313,6 +313,7 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("operation", cl.op)
 
+	backoff := c.retry.delays()
 	renewedToken := false
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter(s.OrgID).Wait(ctx); err != nil {
@@ -327,7 +328,7 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 		if err != nil {
 			log.V(1).Info("Adobe request failed", "attempt", attempt, "error", err.Error())
 			if ctx.Err() == nil && cl.idempotent && IsRetryable(err) && attempt < c.retry.MaxAttempts {
-				if werr := c.wait(ctx, log, c.backoff(attempt), attempt, err); werr != nil {
+				if werr := c.wait(ctx, log, c.jitter(backoff.Step()), attempt, err); werr != nil {
 					return werr
 				}
 				continue
@@ -363,14 +364,16 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 		if !c.shouldRetry(cl, apiErr) || attempt >= c.retry.MaxAttempts {
 			return apiErr
 		}
-		wait := c.backoff(attempt)
+		// A Retry-After wait still takes its step, so the backoff after it
+		// grows as if the server had not named a wait.
+		delay := c.jitter(backoff.Step())
 		if apiErr.RetryAfter > 0 {
 			if apiErr.RetryAfter > c.retry.MaxRetryAfter {
 				return apiErr
 			}
-			wait = apiErr.RetryAfter
+			delay = apiErr.RetryAfter
 		}
-		if werr := c.wait(ctx, log, wait, attempt, apiErr); werr != nil {
+		if werr := c.wait(ctx, log, delay, attempt, apiErr); werr != nil {
 			return werr
 		}
 	}

@@ -163,6 +163,18 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("sleeps (-want +got):\n%s", diff)
 		}
 	})
+	t.Run("a Retry-After wait takes a backoff step", func(t *testing.T) {
+		throttled := answer(429, `{}`, "Retry-After", "7")
+		unavailable := answer(503, `{}`)
+		env := newEnv(t, sequence(throttled, unavailable, nil))
+		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+			t.Fatalf("GetFlow: %v", err)
+		}
+		want := []time.Duration{7 * time.Second, 2 * time.Second}
+		if diff := cmp.Diff(want, env.sleeps.got()); diff != "" {
+			t.Errorf("sleeps (-want +got):\n%s", diff)
+		}
+	})
 	t.Run("default jitter stays within the backoff", func(t *testing.T) {
 		for _, d := range []time.Duration{0, 1, time.Second, 30 * time.Second} {
 			for range 100 {

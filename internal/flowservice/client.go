@@ -189,7 +189,8 @@ func WithSleep(f func(context.Context, time.Duration) error) Option {
 	return func(c *Client) { c.sleep = f }
 }
 
-// WithClock sets the time source used to read Retry-After dates.
+// WithClock sets the time source used to read Retry-After dates and to tell
+// whether a wait fits before the context's deadline.
 func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
 
 // WithJitter replaces the backoff jitter (tests make it the identity).
@@ -317,7 +318,7 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 	renewedToken := false
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter(s.OrgID).Wait(ctx); err != nil {
-			return fmt.Errorf("wait for the per-org rate limit: %w", err)
+			return rateWaitError(ctx, err)
 		}
 		token, err := tokens.Token(ctx, s.ClientID, s.ClientSecret)
 		if err != nil {
@@ -389,12 +390,33 @@ func (c *Client) shouldRetry(cl call, e *Error) bool {
 	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode == http.StatusServiceUnavailable
 }
 
+// wait sleeps d before the next try. Retries stay inside the caller's
+// deadline: a wait that would end at or past it is not started, and the last
+// failure comes back at once, marked as a deadline hit (errors.Is
+// context.DeadlineExceeded) while still carrying Adobe's answer.
 func (c *Client) wait(ctx context.Context, log logr.Logger, d time.Duration, attempt int, cause error) error {
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := deadline.Sub(c.now()); d >= left {
+			return fmt.Errorf("give up retrying: the %s wait would end past the deadline (%s left) after %w: %w",
+				d, max(left, 0), cause, context.DeadlineExceeded)
+		}
+	}
 	log.V(1).Info("retrying Adobe request", "attempt", attempt, "wait", d.String(), "error", cause.Error())
 	if err := c.sleep(ctx, d); err != nil {
 		return fmt.Errorf("wait to retry after %w: %w", cause, err)
 	}
 	return nil
+}
+
+// rateWaitError explains a refused rate-limit wait. rate.Limiter refuses a
+// wait that would pass ctx's deadline up front, with a plain error; with a
+// deadline set, that is what a refusal means, so it is marked as one.
+func rateWaitError(ctx context.Context, err error) error {
+	_, hasDeadline := ctx.Deadline()
+	if hasDeadline && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("wait for the per-org rate limit: %w: %w", err, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("wait for the per-org rate limit: %w", err)
 }
 
 // send makes one HTTP request and reads the whole answer within the

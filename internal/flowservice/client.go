@@ -40,10 +40,13 @@ const (
 	DataPrepPath    = "/data/foundation/conversion"
 
 	DefaultRequestTimeout = 30 * time.Second
-	// DefaultQPS and DefaultBurst bound calls per org. Adobe documents no Flow
-	// Service rate limit; this keeps a thousand resources from stampeding it.
-	DefaultQPS   = 5.0
-	DefaultBurst = 10
+	// DefaultQPS and DefaultBurst bound calls per org (also the manager's
+	// --adobe-qps and --adobe-burst defaults). Adobe documents no Flow Service
+	// rate limit; sized in docs/performance.md, 20 calls/s per org carries 5000
+	// sources at the 10m resync (8.3 reads/s) with more than half the rate left
+	// for new work.
+	DefaultQPS   = 20.0
+	DefaultBurst = 40
 
 	// maxResponseBytes bounds how much of a response is read.
 	maxResponseBytes = 16 << 20

@@ -73,12 +73,9 @@ func TestRenewsRejectedTokenOnce(t *testing.T) {
 	t.Run("second 401 is returned", func(t *testing.T) {
 		env := newEnv(t, answer(401, invalidToken))
 		_, err := env.client.GetFlow(context.Background(), testScope(), flowID)
-		if !IsUnauthorized(err) {
-			t.Fatalf("err = %v, want unauthorized", err)
-		}
 		var e *Error
-		if errors.As(err, &e); e.Code != GatewayCodeInvalidToken {
-			t.Errorf("Code = %q, want %s", e.Code, GatewayCodeInvalidToken)
+		if !errors.As(err, &e) || e.StatusCode != http.StatusUnauthorized || e.Code != "401013" {
+			t.Fatalf("err = %v, want the gateway's 401013", err)
 		}
 		if n := env.rec.count(); n != 2 {
 			t.Errorf("requests = %d, want 2 (one renewal)", n)

@@ -60,9 +60,6 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// GatewayCodeInvalidToken is the gateway's "Oauth token is not valid".
-const GatewayCodeInvalidToken = "401013"
-
 // flowCode matches the tail of a Flow Service problem type,
 // https://ns.adobe.com/aep/errors/FLOW-1404-412.
 var flowCode = regexp.MustCompile(`([A-Z]+-\d{4}-\d{3})$`)
@@ -195,12 +192,6 @@ func IsNotFound(err error) bool {
 func IsPreconditionFailed(err error) bool {
 	e, ok := asError(err)
 	return ok && (e.StatusCode == http.StatusPreconditionFailed || e.adobeNumber() == "1404")
-}
-
-// IsUnauthorized reports a 401: the token or the org header was rejected.
-func IsUnauthorized(err error) bool {
-	e, ok := asError(err)
-	return ok && e.StatusCode == http.StatusUnauthorized
 }
 
 // IsForbidden reports a 403: the credential lacks the product profile,

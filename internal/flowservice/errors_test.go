@@ -15,14 +15,13 @@ import (
 
 // predicates evaluated on an error, in a fixed order for table comparison.
 type predicates struct {
-	NotFound, PreconditionFailed, Unauthorized, Forbidden, Invalid, Retryable bool
+	NotFound, PreconditionFailed, Forbidden, Invalid, Retryable bool
 }
 
 func predicatesOf(err error) predicates {
 	return predicates{
 		NotFound:           IsNotFound(err),
 		PreconditionFailed: IsPreconditionFailed(err),
-		Unauthorized:       IsUnauthorized(err),
 		Forbidden:          IsForbidden(err),
 		Invalid:            IsInvalid(err),
 		Retryable:          IsRetryable(err),
@@ -63,9 +62,8 @@ func TestParseErrorShapes(t *testing.T) {
 		},
 		{
 			name: "gateway invalid token", status: 401,
-			body:  `{"error_code":"401013","message":"Oauth token is not valid"}`,
-			want:  Error{StatusCode: 401, Code: "401013", Title: "Oauth token is not valid"},
-			preds: predicates{Unauthorized: true},
+			body: `{"error_code":"401013","message":"Oauth token is not valid"}`,
+			want: Error{StatusCode: 401, Code: "401013", Title: "Oauth token is not valid"},
 		},
 		{
 			name: "gateway api key invalid", status: 403,

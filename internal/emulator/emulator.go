@@ -22,6 +22,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aepoperator/capillary-operator/internal/httpretry"
 )
 
 // DefaultAddr is where Start listens when given an empty address.
@@ -156,7 +158,7 @@ func New(opts Options) (*Emulator, error) {
 		e.clock = time.Now
 	}
 	if e.sleep == nil {
-		e.sleep = sleepCtx
+		e.sleep = httpretry.Sleep
 	}
 	if e.lifetime == 0 {
 		e.lifetime = DefaultTokenLifetime
@@ -181,20 +183,6 @@ func set(items []string) map[string]bool {
 		m[s] = true
 	}
 	return m
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return nil
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // ServeHTTP implements http.Handler.

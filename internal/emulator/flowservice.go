@@ -437,12 +437,11 @@ func (e *Emulator) patchObject(kind Kind) handlerFunc {
 			errVersionMismatch(ifMatch, rec.etag()).write(w, rc)
 			return
 		}
-		doc := cloneMap(rec.Doc)
-		if aerr := applyPatch(doc, ops, e.readOnlyFor(kind)); aerr != nil {
+		doc, aerr := applyPatch(rec.Doc, ops, e.readOnlyFor(kind))
+		if aerr != nil {
 			aerr.write(w, rc)
 			return
 		}
-		var aerr *apiError
 		switch kind {
 		case KindSourceConnection:
 			aerr = e.validateSourceConnection(doc)

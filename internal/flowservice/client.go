@@ -26,6 +26,10 @@ import (
 
 	"github.com/go-logr/logr"
 	"golang.org/x/time/rate"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/aepoperator/capillary-operator/internal/excerpt"
+	"github.com/aepoperator/capillary-operator/internal/httpretry"
 )
 
 // Defaults for a Client.
@@ -36,10 +40,13 @@ const (
 	DataPrepPath    = "/data/foundation/conversion"
 
 	DefaultRequestTimeout = 30 * time.Second
-	// DefaultQPS and DefaultBurst bound calls per org. Adobe documents no Flow
-	// Service rate limit; this keeps a thousand resources from stampeding it.
-	DefaultQPS   = 5.0
-	DefaultBurst = 10
+	// DefaultQPS and DefaultBurst bound calls per org (also the manager's
+	// --adobe-qps and --adobe-burst defaults). Adobe documents no Flow Service
+	// rate limit; sized in docs/performance.md, 20 calls/s per org carries 5000
+	// sources at the 10m resync (8.3 reads/s) with more than half the rate left
+	// for new work.
+	DefaultQPS   = 20.0
+	DefaultBurst = 40
 
 	// maxResponseBytes bounds how much of a response is read.
 	maxResponseBytes = 16 << 20
@@ -67,6 +74,13 @@ type RetryPolicy struct {
 	// Longer waits are returned as the error (with RetryAfter set) so the
 	// caller can requeue instead of holding a worker.
 	MaxRetryAfter time.Duration
+}
+
+// delays is one call's schedule of waits between tries: BaseDelay, doubled
+// per retry, capped at MaxDelay. The client jitters each step itself (equal
+// jitter), since wait.Backoff's own jitter only lengthens waits.
+func (p RetryPolicy) delays() wait.Backoff {
+	return wait.Backoff{Duration: min(p.BaseDelay, p.MaxDelay), Factor: 2, Cap: p.MaxDelay, Steps: p.MaxAttempts}
 }
 
 // TokenSource gives IMS access tokens for a client credential and drops one
@@ -178,7 +192,8 @@ func WithSleep(f func(context.Context, time.Duration) error) Option {
 	return func(c *Client) { c.sleep = f }
 }
 
-// WithClock sets the time source used to read Retry-After dates.
+// WithClock sets the time source used to read Retry-After dates and to tell
+// whether a wait fits before the context's deadline.
 func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
 
 // WithJitter replaces the backoff jitter (tests make it the identity).
@@ -194,7 +209,7 @@ func New(opts ...Option) (*Client, error) {
 		httpClient: http.DefaultClient,
 		timeout:    DefaultRequestTimeout,
 		retry:      DefaultRetryPolicy,
-		sleep:      sleepCtx,
+		sleep:      httpretry.Sleep,
 		now:        time.Now,
 		jitter:     equalJitter,
 		qps:        DefaultQPS,
@@ -233,17 +248,6 @@ func New(opts ...Option) (*Client, error) {
 	return c, nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
 // equalJitter waits between half and all of d, so synchronized callers spread
 // out while the backoff still grows.
 func equalJitter(d time.Duration) time.Duration {
@@ -263,14 +267,6 @@ func (c *Client) limiter(orgID string) Limiter {
 		c.limiters[orgID] = l
 	}
 	return l
-}
-
-func (c *Client) backoff(attempt int) time.Duration {
-	d := c.retry.BaseDelay
-	for i := 1; i < attempt && d < c.retry.MaxDelay; i++ {
-		d *= 2
-	}
-	return c.jitter(min(d, c.retry.MaxDelay))
 }
 
 // call describes one API operation.
@@ -321,10 +317,11 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 	}
 	log := logr.FromContextOrDiscard(ctx).WithValues("operation", cl.op)
 
+	backoff := c.retry.delays()
 	renewedToken := false
 	for attempt := 1; ; attempt++ {
 		if err := c.limiter(s.OrgID).Wait(ctx); err != nil {
-			return fmt.Errorf("wait for the per-org rate limit: %w", err)
+			return rateWaitError(ctx, err)
 		}
 		token, err := tokens.Token(ctx, s.ClientID, s.ClientSecret)
 		if err != nil {
@@ -335,7 +332,7 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 		if err != nil {
 			log.V(1).Info("Adobe request failed", "attempt", attempt, "error", err.Error())
 			if ctx.Err() == nil && cl.idempotent && IsRetryable(err) && attempt < c.retry.MaxAttempts {
-				if werr := c.wait(ctx, log, c.backoff(attempt), attempt, err); werr != nil {
+				if werr := c.wait(ctx, log, c.jitter(backoff.Step()), attempt, err); werr != nil {
 					return werr
 				}
 				continue
@@ -353,13 +350,10 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 			return nil
 		}
 
-		for _, secret := range []string{token, s.ClientSecret} {
-			if len(secret) >= 4 {
-				respBody = bytes.ReplaceAll(respBody, []byte(secret), []byte("[redacted]"))
-			}
-		}
+		secrets := redactable(token, s.ClientSecret)
+		respBody = []byte(excerpt.Redact(string(respBody), secrets...))
 		apiErr := parseError(status, header, respBody, c.now())
-		scrubError(apiErr, token, s.ClientSecret)
+		scrubError(apiErr, secrets...)
 		log.V(1).Info("Adobe request answered an error", "status", status, "code", apiErr.Code,
 			"requestId", apiErr.RequestID, "attempt", attempt)
 
@@ -374,14 +368,16 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 		if !c.shouldRetry(cl, apiErr) || attempt >= c.retry.MaxAttempts {
 			return apiErr
 		}
-		wait := c.backoff(attempt)
+		// A Retry-After wait still takes its step, so the backoff after it
+		// grows as if the server had not named a wait.
+		delay := c.jitter(backoff.Step())
 		if apiErr.RetryAfter > 0 {
 			if apiErr.RetryAfter > c.retry.MaxRetryAfter {
 				return apiErr
 			}
-			wait = apiErr.RetryAfter
+			delay = apiErr.RetryAfter
 		}
-		if werr := c.wait(ctx, log, wait, attempt, apiErr); werr != nil {
+		if werr := c.wait(ctx, log, delay, attempt, apiErr); werr != nil {
 			return werr
 		}
 	}
@@ -397,12 +393,33 @@ func (c *Client) shouldRetry(cl call, e *Error) bool {
 	return e.StatusCode == http.StatusTooManyRequests || e.StatusCode == http.StatusServiceUnavailable
 }
 
+// wait sleeps d before the next try. Retries stay inside the caller's
+// deadline: a wait that would end at or past it is not started, and the last
+// failure comes back at once, marked as a deadline hit (errors.Is
+// context.DeadlineExceeded) while still carrying Adobe's answer.
 func (c *Client) wait(ctx context.Context, log logr.Logger, d time.Duration, attempt int, cause error) error {
+	if deadline, ok := ctx.Deadline(); ok {
+		if left := deadline.Sub(c.now()); d >= left {
+			return fmt.Errorf("give up retrying: the %s wait would end past the deadline (%s left) after %w: %w",
+				d, max(left, 0), cause, context.DeadlineExceeded)
+		}
+	}
 	log.V(1).Info("retrying Adobe request", "attempt", attempt, "wait", d.String(), "error", cause.Error())
 	if err := c.sleep(ctx, d); err != nil {
 		return fmt.Errorf("wait to retry after %w: %w", cause, err)
 	}
 	return nil
+}
+
+// rateWaitError explains a refused rate-limit wait. rate.Limiter refuses a
+// wait that would pass ctx's deadline up front, with a plain error; with a
+// deadline set, that is what a refusal means, so it is marked as one.
+func rateWaitError(ctx context.Context, err error) error {
+	_, hasDeadline := ctx.Deadline()
+	if hasDeadline && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("wait for the per-org rate limit: %w: %w", err, context.DeadlineExceeded)
+	}
+	return fmt.Errorf("wait for the per-org rate limit: %w", err)
 }
 
 // send makes one HTTP request and reads the whole answer within the

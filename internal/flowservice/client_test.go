@@ -73,12 +73,9 @@ func TestRenewsRejectedTokenOnce(t *testing.T) {
 	t.Run("second 401 is returned", func(t *testing.T) {
 		env := newEnv(t, answer(401, invalidToken))
 		_, err := env.client.GetFlow(context.Background(), testScope(), flowID)
-		if !IsUnauthorized(err) {
-			t.Fatalf("err = %v, want unauthorized", err)
-		}
 		var e *Error
-		if errors.As(err, &e); e.Code != GatewayCodeInvalidToken {
-			t.Errorf("Code = %q, want %s", e.Code, GatewayCodeInvalidToken)
+		if !errors.As(err, &e) || e.StatusCode != http.StatusUnauthorized || e.Code != "401013" {
+			t.Fatalf("err = %v, want the gateway's 401013", err)
 		}
 		if n := env.rec.count(); n != 2 {
 			t.Errorf("requests = %d, want 2 (one renewal)", n)
@@ -159,6 +156,18 @@ func TestBackoff(t *testing.T) {
 			t.Errorf("requests = %d, want 3", n)
 		}
 		want := []time.Duration{100 * time.Millisecond, 150 * time.Millisecond}
+		if diff := cmp.Diff(want, env.sleeps.got()); diff != "" {
+			t.Errorf("sleeps (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("a Retry-After wait takes a backoff step", func(t *testing.T) {
+		throttled := answer(429, `{}`, "Retry-After", "7")
+		unavailable := answer(503, `{}`)
+		env := newEnv(t, sequence(throttled, unavailable, nil))
+		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+			t.Fatalf("GetFlow: %v", err)
+		}
+		want := []time.Duration{7 * time.Second, 2 * time.Second}
 		if diff := cmp.Diff(want, env.sleeps.got()); diff != "" {
 			t.Errorf("sleeps (-want +got):\n%s", diff)
 		}
@@ -288,16 +297,6 @@ func TestRateLimit(t *testing.T) {
 			t.Errorf("requests = %d, want 4", n)
 		}
 	})
-	t.Run("no request without a token from the bucket", func(t *testing.T) {
-		env := newEnv(t, adobeLike)
-		env.limits.err = errors.New("rate: Wait(n=1) would exceed context deadline")
-		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err == nil {
-			t.Fatal("want the limiter's error")
-		}
-		if n := env.rec.count(); n != 0 {
-			t.Errorf("requests = %d, want 0", n)
-		}
-	})
 	t.Run("token bucket from WithRateLimit", func(t *testing.T) {
 		rec := newRecorder(t, adobeLike)
 		c, err := New(WithBaseURL(rec.URL), WithTokenSource(&fakeTokens{}), WithRateLimit(0.001, 1))
@@ -311,8 +310,8 @@ func TestRateLimit(t *testing.T) {
 		// than wait past the deadline, so no real time passes here.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := c.GetFlow(ctx, testScope(), flowID); err == nil {
-			t.Fatal("second call got through an empty bucket")
+		if _, err := c.GetFlow(ctx, testScope(), flowID); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("second call through an empty bucket: err = %v, want a deadline hit", err)
 		}
 		other := testScope()
 		other.OrgID = "OTHER@AdobeOrg"
@@ -520,5 +519,137 @@ func TestNoSecretOrTokenInLogsOrErrors(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no log entry carries operation %s, status 400 and request id req-1", OpCreateFlow)
+	}
+}
+
+// steppedClock is a fake clock that only moves when the client sleeps.
+type steppedClock struct {
+	mu     sync.Mutex
+	t      time.Time
+	sleeps []time.Duration
+}
+
+func (c *steppedClock) now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *steppedClock) sleep(ctx context.Context, d time.Duration) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sleeps = append(c.sleeps, d)
+	c.t = c.t.Add(d)
+	return ctx.Err()
+}
+
+func TestRetriesStayInsideTheDeadline(t *testing.T) {
+	unavailable := answer(503, `{"type":"https://ns.adobe.com/aep/errors/FLOW-1103-503","title":"Service Unavailable","status":503}`)
+	throttled := func(retryAfter string) http.HandlerFunc {
+		return answer(429, `{"error_code":"429050","message":"Too many requests"}`, "Retry-After", retryAfter)
+	}
+	dropConnection := func(w http.ResponseWriter, r *http.Request) {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		h    http.HandlerFunc
+		// budget is the deadline's distance from the fake clock's start; 0
+		// means no deadline.
+		budget     time.Duration
+		wantSleeps []time.Duration
+		wantReqs   int
+		// wantStatus is the Adobe answer the error must carry (0: none, or
+		// success when !wantDeadline).
+		wantStatus   int
+		wantDeadline bool
+	}{
+		{name: "backoff fits", h: sequence(unavailable, nil), budget: time.Hour,
+			wantSleeps: []time.Duration{time.Second}, wantReqs: 2},
+		{name: "no deadline", h: sequence(unavailable, unavailable, nil),
+			wantSleeps: []time.Duration{time.Second, 2 * time.Second}, wantReqs: 3},
+		{name: "backoff past the deadline", h: unavailable, budget: 500 * time.Millisecond,
+			wantReqs: 1, wantStatus: 503, wantDeadline: true},
+		{name: "backoff ending at the deadline", h: unavailable, budget: time.Second,
+			wantReqs: 1, wantStatus: 503, wantDeadline: true},
+		{name: "second backoff past the deadline", h: unavailable, budget: 2500 * time.Millisecond,
+			wantSleeps: []time.Duration{time.Second}, wantReqs: 2, wantStatus: 503, wantDeadline: true},
+		{name: "Retry-After past the deadline", h: throttled("10"), budget: 5 * time.Second,
+			wantReqs: 1, wantStatus: 429, wantDeadline: true},
+		{name: "Retry-After fits, the next backoff does not", h: sequence(throttled("2"), unavailable), budget: 3 * time.Second,
+			wantSleeps: []time.Duration{2 * time.Second}, wantReqs: 2, wantStatus: 503, wantDeadline: true},
+		{name: "lost answer, backoff past the deadline", h: dropConnection, budget: 500 * time.Millisecond,
+			wantReqs: 1, wantDeadline: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The fake clock runs an hour ahead of the real one, so the
+			// context's real deadline is never reached while the test runs.
+			clk := &steppedClock{t: time.Now().Add(time.Hour)}
+			env := newEnv(t, tc.h, WithClock(clk.now), WithSleep(clk.sleep))
+			ctx := context.Background()
+			if tc.budget > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, clk.now().Add(tc.budget))
+				defer cancel()
+			}
+			_, err := env.client.GetFlow(ctx, testScope(), flowID)
+			if !tc.wantDeadline && tc.wantStatus == 0 && err != nil {
+				t.Fatalf("GetFlow: %v", err)
+			}
+			if got := errors.Is(err, context.DeadlineExceeded); got != tc.wantDeadline {
+				t.Errorf("errors.Is(%v, DeadlineExceeded) = %v, want %v", err, got, tc.wantDeadline)
+			}
+			var e *Error
+			if got := errors.As(err, &e); got != (tc.wantStatus != 0) || (got && e.StatusCode != tc.wantStatus) {
+				t.Errorf("err = %v, want Adobe's %d answer in it", err, tc.wantStatus)
+			}
+			if diff := cmp.Diff(tc.wantSleeps, clk.sleeps); diff != "" {
+				t.Errorf("sleeps (-want +got):\n%s", diff)
+			}
+			if n := env.rec.count(); n != tc.wantReqs {
+				t.Errorf("requests = %d, want %d", n, tc.wantReqs)
+			}
+		})
+	}
+}
+
+func TestRateLimitRefusalIsADeadlineHit(t *testing.T) {
+	refused := errors.New("rate: Wait(n=1) would exceed context deadline")
+	withDeadline := func() context.Context {
+		ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(time.Hour))
+		t.Cleanup(cancel)
+		return ctx
+	}
+	for _, tc := range []struct {
+		name         string
+		ctx          context.Context
+		limiterErr   error
+		wantDeadline bool
+		wantCanceled bool
+	}{
+		{"refused with a deadline", withDeadline(), refused, true, false},
+		{"refused without a deadline", context.Background(), refused, false, false},
+		{"cancelled while waiting", withDeadline(), context.Canceled, false, true},
+		{"deadline passed while waiting", withDeadline(), context.DeadlineExceeded, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t, adobeLike)
+			env.limits.err = tc.limiterErr
+			_, err := env.client.GetFlow(tc.ctx, testScope(), flowID)
+			if err == nil {
+				t.Fatal("want the limiter's error")
+			}
+			if got := errors.Is(err, context.DeadlineExceeded); got != tc.wantDeadline {
+				t.Errorf("errors.Is(%v, DeadlineExceeded) = %v, want %v", err, got, tc.wantDeadline)
+			}
+			if got := errors.Is(err, context.Canceled); got != tc.wantCanceled {
+				t.Errorf("errors.Is(%v, Canceled) = %v, want %v", err, got, tc.wantCanceled)
+			}
+			if n := env.rec.count(); n != 0 {
+				t.Errorf("requests = %d, want 0", n)
+			}
+		})
 	}
 }

@@ -11,8 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
+	"github.com/aepoperator/capillary-operator/internal/excerpt"
+	"github.com/aepoperator/capillary-operator/internal/httpretry"
 	"github.com/aepoperator/capillary-operator/internal/ims"
 )
 
@@ -59,28 +60,22 @@ func (e *Error) Error() string {
 	return b.String()
 }
 
-// GatewayCodeInvalidToken is the gateway's "Oauth token is not valid".
-const GatewayCodeInvalidToken = "401013"
-
 // flowCode matches the tail of a Flow Service problem type,
 // https://ns.adobe.com/aep/errors/FLOW-1404-412.
 var flowCode = regexp.MustCompile(`([A-Z]+-\d{4}-\d{3})$`)
-
-// maxDetail bounds the text kept from an error body.
-const maxDetail = 512
 
 // parseError builds an Error from a non-2xx answer. It never fails: bodies it
 // cannot read still give an Error with the status and a short excerpt.
 func parseError(status int, header http.Header, body []byte, now time.Time) *Error {
 	e := &Error{StatusCode: status}
 	if header != nil {
-		e.RequestID = clean(header.Get("x-request-id"))
-		e.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+		e.RequestID = excerpt.Clean(header.Get("x-request-id"))
+		e.RetryAfter = httpretry.RetryAfter(header.Get("Retry-After"), now)
 	}
 
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
-		e.Detail = snippet(body)
+		e.Detail = excerpt.Body(body)
 		return e
 	}
 	str := func(m map[string]json.RawMessage, keys ...string) string {
@@ -91,7 +86,7 @@ func parseError(status int, header http.Header, body []byte, now time.Time) *Err
 			}
 			var s string
 			if json.Unmarshal(raw, &s) == nil && s != "" {
-				return clean(s)
+				return excerpt.Clean(s)
 			}
 			var n json.Number
 			if json.Unmarshal(raw, &n) == nil && n != "" {
@@ -127,12 +122,12 @@ func parseError(status int, header http.Header, body []byte, now time.Time) *Err
 		e.RequestID = id
 	}
 	if e.Title == "" && e.Detail == "" && e.Code == "" {
-		e.Detail = snippet(body)
+		e.Detail = excerpt.Body(body)
 	}
-	e.Code = truncate(e.Code)
-	e.RequestID = truncate(e.RequestID)
-	e.Title = truncate(e.Title)
-	e.Detail = truncate(e.Detail)
+	e.Code = excerpt.Truncate(e.Code)
+	e.RequestID = excerpt.Truncate(e.RequestID)
+	e.Title = excerpt.Truncate(e.Title)
+	e.Detail = excerpt.Truncate(e.Detail)
 	return e
 }
 
@@ -145,77 +140,24 @@ func firstNonEmpty(ss ...string) string {
 	return ""
 }
 
-// snippet is a short, printable, single-line excerpt of a body, with markup
-// stripped so an HTML error page reads as its text.
-func snippet(body []byte) string {
-	if !utf8.Valid(body) {
-		body = []byte(strings.ToValidUTF8(string(body), "?"))
-	}
-	s := string(body)
-	if strings.Contains(s, "<") {
-		s = htmlTag.ReplaceAllString(s, " ")
-	}
-	return truncate(clean(s))
-}
-
-var htmlTag = regexp.MustCompile(`(?s)<[^>]*>`)
-
-// clean drops control characters and collapses whitespace.
-func clean(s string) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\n' || r == '\t' || r == '\r' {
-			return ' '
+// redactable picks the secrets worth redacting: ones shorter than 4 bytes
+// would garble a message without protecting anything.
+func redactable(secrets ...string) []string {
+	var out []string
+	for _, s := range secrets {
+		if len(s) >= 4 {
+			out = append(out, s)
 		}
-		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
-			return -1
-		}
-		return r
-	}, s)
-	return strings.Join(strings.Fields(s), " ")
-}
-
-func truncate(s string) string {
-	if len(s) <= maxDetail {
-		return s
 	}
-	cut := maxDetail
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
-// parseRetryAfter reads Retry-After as seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		if n > int64(24*time.Hour/time.Second) {
-			n = int64(24 * time.Hour / time.Second)
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
+	return out
 }
 
 // scrubError removes credentials from an error's text fields, in case a
-// server echoed them back.
+// server echoed them back (JSON escapes can hide them from a scan of the raw
+// body).
 func scrubError(e *Error, secrets ...string) {
-	for _, s := range secrets {
-		if len(s) < 4 {
-			continue
-		}
-		e.Title = strings.ReplaceAll(e.Title, s, "[redacted]")
-		e.Detail = strings.ReplaceAll(e.Detail, s, "[redacted]")
-	}
+	e.Title = excerpt.Redact(e.Title, secrets...)
+	e.Detail = excerpt.Redact(e.Detail, secrets...)
 }
 
 // adobeNumber is the NNNN of a FLOW-NNNN-SSS (or NNNN-SSS, or bare NNNN) code.
@@ -250,12 +192,6 @@ func IsNotFound(err error) bool {
 func IsPreconditionFailed(err error) bool {
 	e, ok := asError(err)
 	return ok && (e.StatusCode == http.StatusPreconditionFailed || e.adobeNumber() == "1404")
-}
-
-// IsUnauthorized reports a 401: the token or the org header was rejected.
-func IsUnauthorized(err error) bool {
-	e, ok := asError(err)
-	return ok && e.StatusCode == http.StatusUnauthorized
 }
 
 // IsForbidden reports a 403: the credential lacks the product profile,

@@ -9,18 +9,19 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/aepoperator/capillary-operator/internal/excerpt"
 )
 
 // predicates evaluated on an error, in a fixed order for table comparison.
 type predicates struct {
-	NotFound, PreconditionFailed, Unauthorized, Forbidden, Invalid, Retryable bool
+	NotFound, PreconditionFailed, Forbidden, Invalid, Retryable bool
 }
 
 func predicatesOf(err error) predicates {
 	return predicates{
 		NotFound:           IsNotFound(err),
 		PreconditionFailed: IsPreconditionFailed(err),
-		Unauthorized:       IsUnauthorized(err),
 		Forbidden:          IsForbidden(err),
 		Invalid:            IsInvalid(err),
 		Retryable:          IsRetryable(err),
@@ -61,9 +62,8 @@ func TestParseErrorShapes(t *testing.T) {
 		},
 		{
 			name: "gateway invalid token", status: 401,
-			body:  `{"error_code":"401013","message":"Oauth token is not valid"}`,
-			want:  Error{StatusCode: 401, Code: "401013", Title: "Oauth token is not valid"},
-			preds: predicates{Unauthorized: true},
+			body: `{"error_code":"401013","message":"Oauth token is not valid"}`,
+			want: Error{StatusCode: 401, Code: "401013", Title: "Oauth token is not valid"},
 		},
 		{
 			name: "gateway api key invalid", status: 403,
@@ -167,9 +167,9 @@ func TestErrorMessage(t *testing.T) {
 }
 
 func TestDetailIsBounded(t *testing.T) {
-	long := strings.Repeat("é", 2*maxDetail)
+	long := strings.Repeat("é", 2*excerpt.MaxBytes)
 	e := parseError(400, nil, []byte(`{"detail":"`+long+`"}`), time.Now())
-	if len(e.Detail) > maxDetail+len("…") || !utf8.ValidString(e.Detail) {
+	if len(e.Detail) > excerpt.MaxBytes+len("…") || !utf8.ValidString(e.Detail) {
 		t.Errorf("detail of %d bytes (valid UTF-8: %v)", len(e.Detail), utf8.ValidString(e.Detail))
 	}
 }
@@ -207,7 +207,7 @@ func FuzzParseError(f *testing.F) {
 			t.Errorf("RetryAfter = %v", e.RetryAfter)
 		}
 		for name, s := range map[string]string{"Code": e.Code, "Title": e.Title, "Detail": e.Detail, "RequestID": e.RequestID} {
-			if len(s) > maxDetail+len("…") {
+			if len(s) > excerpt.MaxBytes+len("…") {
 				t.Errorf("%s has %d bytes", name, len(s))
 			}
 			if !utf8.ValidString(s) {

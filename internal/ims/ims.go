@@ -25,6 +25,9 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 	"golang.org/x/sync/singleflight"
+
+	"github.com/aepoperator/capillary-operator/internal/excerpt"
+	"github.com/aepoperator/capillary-operator/internal/httpretry"
 )
 
 const (
@@ -336,15 +339,15 @@ func (c *Cache) convertError(err error, secret string) error {
 	if errors.As(err, &re) {
 		e := &Error{
 			Code:        re.ErrorCode,
-			Description: scrub(re.ErrorDescription, secret),
+			Description: excerpt.Redact(re.ErrorDescription, secret),
 		}
 		if re.Response != nil {
 			e.StatusCode = re.Response.StatusCode
 			e.DebugID = re.Response.Header.Get("X-Debug-Id")
-			e.RetryAfter = retryAfter(re.Response.Header.Get("Retry-After"), c.now())
+			e.RetryAfter = httpretry.RetryAfter(re.Response.Header.Get("Retry-After"), c.now())
 		}
 		if e.Description == "" && e.Code == "" {
-			e.Description = snippet(re.Body, secret)
+			e.Description = excerpt.Body(re.Body, secret)
 		}
 		return e
 	}
@@ -355,7 +358,7 @@ func (c *Cache) convertError(err error, secret string) error {
 	// oauth2 reports an unusable 2xx body with plain errors.
 	if strings.HasPrefix(msg, "oauth2: server response missing access_token") ||
 		strings.HasPrefix(msg, "oauth2: cannot parse") {
-		return &Error{StatusCode: http.StatusOK, Code: CodeInvalidResponse, Description: scrub(msg, secret)}
+		return &Error{StatusCode: http.StatusOK, Code: CodeInvalidResponse, Description: excerpt.Redact(msg, secret)}
 	}
 	return fmt.Errorf("request IMS token: %w", err)
 }
@@ -369,47 +372,6 @@ func resultLabel(err error) string {
 	default:
 		return "error"
 	}
-}
-
-func scrub(s, secret string) string {
-	if secret != "" {
-		s = strings.ReplaceAll(s, secret, "[redacted]")
-	}
-	return s
-}
-
-// snippet is a short printable excerpt of a non-OAuth error body (an HTML
-// gateway page, say) for the error message.
-func snippet(body []byte, secret string) string {
-	s := strings.Join(strings.Fields(scrub(string(body), secret)), " ")
-	s = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return -1
-		}
-		return r
-	}, s)
-	if len(s) > 200 {
-		s = s[:200] + "…"
-	}
-	return s
-}
-
-// retryAfter parses Retry-After as seconds or an HTTP date.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n < 0 {
-			return 0
-		}
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
 }
 
 // Source binds a Cache to one IMS endpoint and scope list, giving the

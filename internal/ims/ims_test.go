@@ -336,6 +336,11 @@ func TestErrors(t *testing.T) {
 			wantTransient: true,
 		},
 		{
+			name: "server error page echoing the secret", status: 502, header: map[string]string{"Content-Type": "text/html"},
+			body:          "<html><body>Bad Gateway for client_secret=" + testSecret + "</body></html>",
+			wantTransient: true,
+		},
+		{
 			name: "throttled", status: 429, header: map[string]string{"Retry-After": "7"},
 			body:          `{"error":"too_many_requests"}`,
 			wantCode:      "too_many_requests",

@@ -92,13 +92,12 @@ func Defaults() Options {
 		RetryBaseDelay:       controllers.DefaultRetryBaseDelay,
 		RetryMaxDelay:        controllers.DefaultRetryMaxDelay,
 		ReconcileTimeout:     controllers.DefaultReconcileTimeout,
-		// Sized in docs/performance.md: 20 calls/s per org carries 5000
-		// sources at the 10m resync (8.3 reads/s) with more than half the
-		// rate left for new work, and 10 workers keep that rate busy when an
-		// Adobe call takes up to half a second.
+		// Sized in docs/performance.md: 10 workers keep the per-org rate
+		// (flowservice.DefaultQPS) busy when an Adobe call takes up to half a
+		// second.
 		MaxConcurrentReconciles: 10,
-		AdobeQPS:                20,
-		AdobeBurst:              40,
+		AdobeQPS:                flowservice.DefaultQPS,
+		AdobeBurst:              flowservice.DefaultBurst,
 		AdobeTimeout:            flowservice.DefaultRequestTimeout,
 		AdobeMaxAttempts:        flowservice.DefaultRetryPolicy.MaxAttempts,
 		MetricsAddr:             ":8443",

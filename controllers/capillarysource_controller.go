@@ -94,7 +94,7 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	s := newScope(cs, r.now())
+	s := r.newScope(cs)
 
 	// 2: Being deleted: clean up in Adobe per deletionPolicy, then let go.
 	if !cs.DeletionTimestamp.IsZero() {

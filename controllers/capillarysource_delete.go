@@ -3,7 +3,6 @@ package controllers
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -14,7 +13,6 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
-	"github.com/aepoperator/capillary-operator/internal/flowservice"
 )
 
 // reconcileDelete removes the Adobe objects (deletionPolicy Delete) in
@@ -27,7 +25,7 @@ func (r *CapillarySourceReconciler) reconcileDelete(ctx context.Context, s *scop
 		return ctrl.Result{}, nil
 	}
 	if cs.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan {
-		r.event(cs, corev1.EventTypeNormal, "Orphaned", "Delete", "Left the Adobe objects in place (deletionPolicy: Orphan)")
+		s.event(corev1.EventTypeNormal, "Orphaned", "Delete", "Left the Adobe objects in place (deletionPolicy: Orphan)")
 		return r.release(ctx, s)
 	}
 
@@ -35,7 +33,7 @@ func (r *CapillarySourceReconciler) reconcileDelete(ctx context.Context, s *scop
 	defer cancel()
 	err := deadlineReached(delCtx, r.deleteAdobeObjects(delCtx, s))
 	if err == nil {
-		r.event(cs, corev1.EventTypeNormal, "Deleted", "Delete", "Deleted the dataflow and the source and target connections in Adobe")
+		s.event(corev1.EventTypeNormal, "Deleted", "Delete", "Deleted the dataflow and the source and target connections in Adobe")
 		return r.release(ctx, s)
 	}
 
@@ -48,7 +46,7 @@ func (r *CapillarySourceReconciler) reconcileDelete(ctx context.Context, s *scop
 		s.set(v1alpha1.ConditionStalled, metav1.ConditionTrue, v1alpha1.ReasonDeleteBlocked, msg)
 		s.remove(v1alpha1.ConditionReconciling)
 		if !wasBlocked {
-			r.event(cs, corev1.EventTypeWarning, v1alpha1.ReasonDeleteBlocked, "Delete", msg)
+			s.warn(v1alpha1.ReasonDeleteBlocked, "Delete", msg)
 		}
 		result.RequeueAfter = jitter(r.StalledRetryInterval, 0.1)
 	} else {
@@ -68,81 +66,27 @@ func isBlocked(cs *v1alpha1.CapillarySource) bool {
 	return isStalledFor(cs, v1alpha1.ReasonDeleteBlocked)
 }
 
+// deleteAdobeObjects walks the chain's objects in reverse: each goes before
+// the objects it depends on (the dataflow before its connections).
 func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *scope) error {
-	cs := s.cs
 	// Nothing can exist in Adobe for a resource that never began creating:
 	// let it go without credentials (its Secret may never have existed).
-	if !r.mayExist(cs) {
+	if s.mayExist = r.mayExist(s.cs); !s.mayExist {
 		return nil
 	}
-	adobe, err := r.connect(ctx, s)
-	if err != nil {
+	if err := r.connect(ctx, s); err != nil {
 		return err
 	}
-	// Objects whose create response was lost are not in status: find them by name.
-
-	flowID := cs.Status.DataflowID
-	if flowID == "" {
-		found, err := adobe.FindFlow(ctx, adobeName(cs, kindDataflow))
-		if err != nil {
-			return fmt.Errorf("look up the dataflow: %w", err)
+	for i := len(chain) - 1; i >= 0; i-- {
+		if chain[i].object == nil {
+			continue
 		}
-		if found != nil {
-			flowID = found.ID
-		}
-	}
-	if flowID != "" {
-		if err := adobe.DeleteFlow(ctx, flowID); err != nil && !flowservice.IsNotFound(err) {
-			return fmt.Errorf("delete dataflow %s: %w", flowID, err)
-		}
-		cs.Status.DataflowID = ""
-		cs.Status.InletURL = ""
-		cs.Status.DataflowState = ""
-		if err := r.saveProgress(ctx, s); err != nil {
+		if err := r.remove(ctx, s, chain[i].object(s)); err != nil {
+			if werr := r.saveProgress(ctx, s); werr != nil {
+				return werr
+			}
 			return err
 		}
-	}
-
-	srcID := cs.Status.SourceConnectionID
-	if srcID == "" {
-		found, err := adobe.FindSourceConnection(ctx, adobeName(cs, kindSource))
-		if err != nil {
-			return fmt.Errorf("look up the source connection: %w", err)
-		}
-		if found != nil {
-			srcID = found.ID
-		}
-	}
-	tgtID := cs.Status.TargetConnectionID
-	if tgtID == "" {
-		found, err := adobe.FindTargetConnection(ctx, adobeName(cs, kindTarget))
-		if err != nil {
-			return fmt.Errorf("look up the target connection: %w", err)
-		}
-		if found != nil {
-			tgtID = found.ID
-		}
-	}
-	var errs []error
-	if srcID != "" {
-		if err := adobe.DeleteSourceConnection(ctx, srcID); err != nil && !flowservice.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete source connection %s: %w", srcID, err))
-		} else {
-			cs.Status.SourceConnectionID = ""
-		}
-	}
-	if tgtID != "" {
-		if err := adobe.DeleteTargetConnection(ctx, tgtID); err != nil && !flowservice.IsNotFound(err) {
-			errs = append(errs, fmt.Errorf("delete target connection %s: %w", tgtID, err))
-		} else {
-			cs.Status.TargetConnectionID = ""
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		if werr := r.saveProgress(ctx, s); werr != nil {
-			return werr
-		}
-		return err
 	}
 	return nil
 }

@@ -11,6 +11,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -18,64 +19,43 @@ import (
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 )
 
-// scope carries one reconcile of one CapillarySource.
+// scope carries one reconcile of one CapillarySource, and what its steps
+// found for the steps after them.
 type scope struct {
 	cs *v1alpha1.CapillarySource
 	// before is the object as last written, to patch against.
 	before *v1alpha1.CapillarySource
 	now    time.Time
-	// credential identifies the Adobe credential in use (Credentials.key),
-	// once connect has read it.
-	credential string
+	events events.EventRecorder
 	// wasReady: Ready was True when this reconcile began.
 	wasReady bool
 	// synced: a reconcile had succeeded before this one (lastSyncTime was set).
 	synced bool
+
+	// credential identifies the Adobe credential in use (Credentials.key),
+	// adobe is bound to it; both set by connect.
+	credential string
+	adobe      Adobe
+	// specs are the connection spec and its flow spec, from resolveSpecs.
+	specs resolvedSpecs
+	// mayExist: objects may exist in Adobe without their IDs in status
+	// (see mayExist); when false, no lookup by name is needed.
+	mayExist bool
+	// checkAll: read every object, not only those read on a cheap resync.
+	checkAll bool
 	// adobeChanged: this reconcile created, changed or deleted something in Adobe.
 	adobeChanged bool
 }
 
-func newScope(cs *v1alpha1.CapillarySource, now time.Time) *scope {
+func (r *CapillarySourceReconciler) newScope(cs *v1alpha1.CapillarySource) *scope {
 	return &scope{
 		cs:       cs,
 		before:   cs.DeepCopy(),
-		now:      now,
+		now:      r.now(),
+		events:   r.Recorder,
 		wasReady: meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
 		synced:   cs.Status.LastSyncTime != nil,
 	}
-}
-
-// mayExist says whether Adobe objects of this resource may exist without
-// their IDs being in status: a create may have happened whose answer was
-// lost to a crash, a timeout or a failed status write. Only then are missing
-// objects looked up by name before they are created, and only then does a
-// delete need Adobe. It holds from the moment the first create is about to
-// be sent (status.createStartedAt, written just before it; the in-process
-// record covers a cache that has not yet seen that write) and whenever
-// status holds an ID.
-func (r *CapillarySourceReconciler) mayExist(cs *v1alpha1.CapillarySource) bool {
-	st := cs.Status
-	return st.CreateStartedAt != nil || st.SourceConnectionID != "" || st.TargetConnectionID != "" ||
-		st.MappingSetID != "" || st.DataflowID != "" || legacyCreateMarker(cs) ||
-		r.createStartedHere(client.ObjectKeyFromObject(cs), cs.UID)
-}
-
-// legacyCreateMarker is the marker versions before createStartedAt wrote
-// before their first create: SourceConnectionReady, Progressing, no ID yet.
-func legacyCreateMarker(cs *v1alpha1.CapillarySource) bool {
-	c := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionSourceConnectionReady)
-	return c != nil && c.Reason == v1alpha1.ReasonProgressing
-}
-
-// beginCreate records, before the first create is sent, that objects of
-// this resource may exist in Adobe from now on.
-func (r *CapillarySourceReconciler) beginCreate(ctx context.Context, s *scope) error {
-	r.markCreateStarted(client.ObjectKeyFromObject(s.cs), s.cs.UID)
-	if s.cs.Status.CreateStartedAt != nil {
-		return nil
-	}
-	s.cs.Status.CreateStartedAt = &metav1.Time{Time: s.now}
-	return r.saveProgress(ctx, s)
 }
 
 // rebase makes the current object the base of the next patch.
@@ -191,7 +171,7 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		s.set(v1alpha1.ConditionStalled, metav1.ConditionTrue, se.reason, se.message)
 		s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, se.reason, se.message)
 		if !isStalledFor(s.before, se.reason) {
-			r.event(cs, corev1.EventTypeWarning, se.reason, "Reconcile", se.message)
+			s.warn(se.reason, "Reconcile", se.message)
 		}
 		log.Info("stalled: waiting for a change to the spec or the Secret", "reason", se.reason, "error", se.err)
 		result.RequeueAfter = jitter(r.StalledRetryInterval, 0.1)
@@ -260,14 +240,14 @@ func (s *scope) progressing(condType, message string) {
 }
 
 // changed records a change this reconcile made in Adobe, with its event.
-func (r *CapillarySourceReconciler) changed(s *scope, reason, action, note string) {
+func (s *scope) changed(reason, action, note string) {
 	s.adobeChanged = true
-	r.event(s.cs, corev1.EventTypeNormal, reason, action, note)
+	s.event(corev1.EventTypeNormal, reason, action, note)
 }
 
-func (r *CapillarySourceReconciler) event(cs *v1alpha1.CapillarySource, eventType, reason, action, note string) {
-	if r.Recorder == nil {
+func (s *scope) event(eventType, reason, action, note string) {
+	if s.events == nil {
 		return
 	}
-	r.Recorder.Eventf(cs, nil, eventType, reason, action, "%s", note)
+	s.events.Eventf(s.cs, nil, eventType, reason, action, "%s", note)
 }

@@ -168,7 +168,7 @@ func TestUnitDataflowPatch(t *testing.T) {
 			if tc.source != nil {
 				tc.source(cs)
 			}
-			got := dataflowPatch(cs, &tc.flow, name)
+			got := dataflowPatch(cs, &tc.flow)
 			// Setting /transformations may be add or replace (both correct
 			// JSON Patch for a member that exists, add also for one that does
 			// not), and clearing it remove or an empty list: compare what the

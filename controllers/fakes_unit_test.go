@@ -103,7 +103,7 @@ func (f *fakeAdobe) happyFlow(id string) *flowservice.Flow {
 	fl := &flowservice.Flow{
 		ID:                  id,
 		Name:                f.flowName,
-		FlowSpec:            flowservice.SpecRef{ID: StreamingFlowSpecID, Version: "1.0"},
+		FlowSpec:            flowservice.SpecRef{ID: flowservice.StreamingFlowSpecID, Version: "1.0"},
 		State:               flowservice.StateEnabled,
 		ETag:                `"etag-1"`,
 		SourceConnectionIDs: []string{fakeSourceID},
@@ -144,7 +144,7 @@ func (f *fakeAdobe) FlowSpecFor(ctx context.Context, connectionSpecID string) (*
 		return f.FlowSpecForFn(ctx, connectionSpecID)
 	}
 	return &flowservice.FlowSpec{
-		ID: StreamingFlowSpecID, Name: "GenericStreamingAEP", Version: "1.0",
+		ID: flowservice.StreamingFlowSpecID, Name: "GenericStreamingAEP", Version: "1.0",
 		SourceConnectionSpecIDs: []string{connectionSpecID},
 		TargetConnectionSpecIDs: []string{flowservice.DataLakeConnectionSpecID},
 	}, nil
@@ -166,12 +166,13 @@ func (f *fakeAdobe) GetSourceConnection(ctx context.Context, id string) (*flowse
 	return &flowservice.SourceConnection{ID: id, ConnectionSpec: flowservice.SpecRef{ID: v1alpha1.DefaultConnectionSpecID, Version: "1.0"}}, nil
 }
 
-func (f *fakeAdobe) CreateSourceConnection(ctx context.Context, in flowservice.SourceConnectionInput) (string, error) {
+func (f *fakeAdobe) CreateSourceConnection(ctx context.Context, in flowservice.SourceConnectionInput) (flowservice.Ref, error) {
 	f.record("CreateSourceConnection")
 	if f.CreateSourceConnectionFn != nil {
-		return f.CreateSourceConnectionFn(ctx, in)
+		id, err := f.CreateSourceConnectionFn(ctx, in)
+		return flowservice.Ref{ID: id}, err
 	}
-	return fakeSourceID, nil
+	return flowservice.Ref{ID: fakeSourceID}, nil
 }
 
 func (f *fakeAdobe) DeleteSourceConnection(ctx context.Context, id string) error {
@@ -198,12 +199,13 @@ func (f *fakeAdobe) GetTargetConnection(ctx context.Context, id string) (*flowse
 	return &flowservice.TargetConnection{ID: id, ConnectionSpec: flowservice.SpecRef{ID: flowservice.DataLakeConnectionSpecID, Version: "1.0"}}, nil
 }
 
-func (f *fakeAdobe) CreateTargetConnection(ctx context.Context, in flowservice.TargetConnectionInput) (string, error) {
+func (f *fakeAdobe) CreateTargetConnection(ctx context.Context, in flowservice.TargetConnectionInput) (flowservice.Ref, error) {
 	f.record("CreateTargetConnection")
 	if f.CreateTargetConnectionFn != nil {
-		return f.CreateTargetConnectionFn(ctx, in)
+		id, err := f.CreateTargetConnectionFn(ctx, in)
+		return flowservice.Ref{ID: id}, err
 	}
-	return fakeTargetID, nil
+	return flowservice.Ref{ID: fakeTargetID}, nil
 }
 
 func (f *fakeAdobe) DeleteTargetConnection(ctx context.Context, id string) error {
@@ -230,12 +232,17 @@ func (f *fakeAdobe) CreateMappingSet(ctx context.Context, in flowservice.Mapping
 	return flowservice.MappingSetRef{ID: fakeMappingID, Version: 1}, nil
 }
 
-func (f *fakeAdobe) UpdateMappingSet(ctx context.Context, id string, in flowservice.MappingSet) (flowservice.MappingSetRef, error) {
+func (f *fakeAdobe) UpdateMappingSet(ctx context.Context, id string, in flowservice.MappingSet) (*flowservice.MappingSet, error) {
 	f.record("UpdateMappingSet")
+	ref := flowservice.MappingSetRef{ID: id, Version: 2}
 	if f.UpdateMappingSetFn != nil {
-		return f.UpdateMappingSetFn(ctx, id, in)
+		var err error
+		if ref, err = f.UpdateMappingSetFn(ctx, id, in); err != nil {
+			return nil, err
+		}
 	}
-	return flowservice.MappingSetRef{ID: id, Version: 2}, nil
+	in.ID, in.Version = ref.ID, ref.Version
+	return &in, nil
 }
 
 func (f *fakeAdobe) FindFlow(ctx context.Context, name string) (*flowservice.Flow, error) {
@@ -254,28 +261,29 @@ func (f *fakeAdobe) GetFlow(ctx context.Context, id string) (*flowservice.Flow, 
 	return f.happyFlow(id), nil
 }
 
-func (f *fakeAdobe) CreateFlow(ctx context.Context, in flowservice.FlowInput) (string, error) {
+func (f *fakeAdobe) CreateFlow(ctx context.Context, in flowservice.FlowInput) (flowservice.Ref, error) {
 	f.record("CreateFlow")
 	if f.CreateFlowFn != nil {
-		return f.CreateFlowFn(ctx, in)
+		id, err := f.CreateFlowFn(ctx, in)
+		return flowservice.Ref{ID: id}, err
 	}
-	return fakeDataflowID, nil
+	return flowservice.Ref{ID: fakeDataflowID}, nil
 }
 
-func (f *fakeAdobe) PatchFlow(ctx context.Context, id, etag string, ops []flowservice.PatchOp) error {
+func (f *fakeAdobe) PatchFlow(ctx context.Context, id, etag string, ops []flowservice.PatchOp) (flowservice.Ref, error) {
 	f.record("PatchFlow")
 	if f.PatchFlowFn != nil {
-		return f.PatchFlowFn(ctx, id, etag, ops)
+		return flowservice.Ref{}, f.PatchFlowFn(ctx, id, etag, ops)
 	}
-	return nil
+	return flowservice.Ref{}, nil
 }
 
-func (f *fakeAdobe) FlowAction(ctx context.Context, id string, action flowservice.Action) error {
+func (f *fakeAdobe) FlowAction(ctx context.Context, id string, action flowservice.Action) (flowservice.Ref, error) {
 	f.record("FlowAction")
 	if f.FlowActionFn != nil {
-		return f.FlowActionFn(ctx, id, action)
+		return flowservice.Ref{}, f.FlowActionFn(ctx, id, action)
 	}
-	return nil
+	return flowservice.Ref{}, nil
 }
 
 func (f *fakeAdobe) DeleteFlow(ctx context.Context, id string) error {

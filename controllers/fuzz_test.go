@@ -186,8 +186,7 @@ func checkTransformations(t *testing.T, cs *v1alpha1.CapillarySource) {
 // patch: one PATCH converges.
 func checkDataflowPatch(t *testing.T, cs *v1alpha1.CapillarySource, flow *flowservice.Flow, v *aepspec.Validator) {
 	t.Helper()
-	name := adobeName(cs, kindDataflow)
-	ops := dataflowPatch(cs, flow, name)
+	ops := dataflowPatch(cs, flow)
 	paths := map[string]bool{}
 	for _, op := range ops {
 		if op.Path != "/name" && op.Path != "/transformations" {
@@ -202,7 +201,7 @@ func checkDataflowPatch(t *testing.T, cs *v1alpha1.CapillarySource, flow *flowse
 		}
 	}
 	if len(ops) == 0 {
-		if flow.Name != desiredFlowName(cs, flow, name) || !slices.Equal(flow.Transformations, transformations(cs)) {
+		if flow.Name != desiredFlowName(cs, flow) || !slices.Equal(flow.Transformations, transformations(cs)) {
 			t.Errorf("no patch, yet the flow %+v differs from the spec", flow)
 		}
 		return
@@ -229,7 +228,7 @@ func checkDataflowPatch(t *testing.T, cs *v1alpha1.CapillarySource, flow *flowse
 	if err := json.Unmarshal(patched, &after); err != nil {
 		t.Fatalf("patched flow does not decode: %v", err)
 	}
-	if again := dataflowPatch(cs, &after, name); len(again) != 0 {
+	if again := dataflowPatch(cs, &after); len(again) != 0 {
 		t.Errorf("after applying %s the flow still needs %+v", body, again)
 	}
 	if v != nil && crdValid(cs) {

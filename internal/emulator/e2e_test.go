@@ -46,14 +46,14 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	spec, err := client.GetConnectionSpec(ctx, s, emulator.CapillaryConnectionSpecID)
+	spec, err := client.Session(s).GetConnectionSpec(ctx, emulator.CapillaryConnectionSpecID)
 	if err != nil {
 		t.Fatalf("GetConnectionSpec: %v", err)
 	}
 	if !spec.Attributes.IsSource || len(spec.AuthSpec) != 0 || !strings.HasPrefix(string(spec.SourceSpec.Attributes.UIAttributes.Label), "Capillary") {
 		t.Errorf("connection spec = %+v", spec)
 	}
-	flowSpecs, err := client.ListFlowSpecs(ctx, s, "sourceConnectionSpecIds[]=="+emulator.CapillaryConnectionSpecID)
+	flowSpecs, err := client.Session(s).ListFlowSpecs(ctx, "sourceConnectionSpecIds[]=="+emulator.CapillaryConnectionSpecID)
 	if err != nil {
 		t.Fatalf("ListFlowSpecs: %v", err)
 	}
@@ -61,7 +61,7 @@ func TestClientEndToEnd(t *testing.T) {
 		t.Fatalf("flow specs = %+v, want only GenericStreamingAEP", flowSpecs)
 	}
 
-	src, err := client.CreateSourceConnection(ctx, s, flowservice.SourceConnectionInput{
+	src, err := client.Session(s).CreateSourceConnection(ctx, flowservice.SourceConnectionInput{
 		Name: "capillary-e2e source", ProviderID: flowservice.StreamingProviderID,
 		ConnectionSpec: flowservice.SpecRef{ID: emulator.CapillaryConnectionSpecID, Version: "1.0"},
 		Data:           flowservice.SourceData{Format: "json"},
@@ -69,7 +69,7 @@ func TestClientEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateSourceConnection: %v", err)
 	}
-	tgt, err := client.CreateTargetConnection(ctx, s, flowservice.TargetConnectionInput{
+	tgt, err := client.Session(s).CreateTargetConnection(ctx, flowservice.TargetConnectionInput{
 		Name:           "capillary-e2e target",
 		ConnectionSpec: flowservice.SpecRef{ID: flowservice.DataLakeConnectionSpecID, Version: "1.0"},
 		Data:           flowservice.TargetData{Format: "json", Schema: &flowservice.SchemaRef{ID: e2eSchema, Version: flowservice.XDMFullContentType}},
@@ -78,14 +78,14 @@ func TestClientEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateTargetConnection: %v", err)
 	}
-	ms, err := client.CreateMappingSet(ctx, s, flowservice.MappingSet{
+	ms, err := client.Session(s).CreateMappingSet(ctx, flowservice.MappingSet{
 		OutputSchema: &flowservice.OutputSchema{SchemaRef: flowservice.XDMSchemaRef{ID: e2eSchema, ContentType: flowservice.XDMFullContentType}},
 		Mappings:     []flowservice.Mapping{{SourceType: flowservice.SourceTypeAttribute, Source: "loyalty.points", Destination: "loyalty.points"}},
 	})
 	if err != nil {
 		t.Fatalf("CreateMappingSet: %v", err)
 	}
-	flowRef, err := client.CreateFlow(ctx, s, flowservice.FlowInput{
+	flowRef, err := client.Session(s).CreateFlow(ctx, flowservice.FlowInput{
 		Name:                "capillary-e2e",
 		FlowSpec:            flowservice.SpecRef{ID: emulator.StreamingFlowSpecID, Version: "1.0"},
 		SourceConnectionIDs: []string{src.ID},
@@ -96,7 +96,7 @@ func TestClientEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("CreateFlow: %v", err)
 	}
-	flow, err := client.GetFlow(ctx, s, flowRef.ID)
+	flow, err := client.Session(s).GetFlow(ctx, flowRef.ID)
 	if err != nil {
 		t.Fatalf("GetFlow: %v", err)
 	}
@@ -106,33 +106,33 @@ func TestClientEndToEnd(t *testing.T) {
 
 	// An expired token is renewed by the client transparently.
 	emu.ExpireTokens()
-	renamed, err := client.PatchFlow(ctx, s, flowRef.ID, flow.ETag, []flowservice.PatchOp{{Op: flowservice.PatchReplace, Path: "/name", Value: "capillary-e2e v2"}})
+	renamed, err := client.Session(s).PatchFlow(ctx, flowRef.ID, flow.ETag, []flowservice.PatchOp{{Op: flowservice.PatchReplace, Path: "/name", Value: "capillary-e2e v2"}})
 	if err != nil {
 		t.Fatalf("PatchFlow after token expiry: %v", err)
 	}
-	if _, err := client.PatchFlow(ctx, s, flowRef.ID, flow.ETag, []flowservice.PatchOp{{Op: flowservice.PatchReplace, Path: "/name", Value: "x"}}); !flowservice.IsPreconditionFailed(err) {
+	if _, err := client.Session(s).PatchFlow(ctx, flowRef.ID, flow.ETag, []flowservice.PatchOp{{Op: flowservice.PatchReplace, Path: "/name", Value: "x"}}); !flowservice.IsPreconditionFailed(err) {
 		t.Errorf("PatchFlow with a stale etag: %v, want IsPreconditionFailed", err)
 	}
-	if _, err := client.FlowAction(ctx, s, flowRef.ID, flowservice.ActionDisable); err != nil {
+	if _, err := client.Session(s).FlowAction(ctx, flowRef.ID, flowservice.ActionDisable); err != nil {
 		t.Fatalf("FlowAction(disable): %v", err)
 	}
-	if f, err := client.GetFlow(ctx, s, flowRef.ID); err != nil || f.State != flowservice.StateDisabled || f.ETag == renamed.ETag {
+	if f, err := client.Session(s).GetFlow(ctx, flowRef.ID); err != nil || f.State != flowservice.StateDisabled || f.ETag == renamed.ETag {
 		t.Errorf("after disable: %+v, %v", f, err)
 	}
 
-	if err := client.DeleteSourceConnection(ctx, s, src.ID); !flowservice.IsInvalid(err) {
+	if err := client.Session(s).DeleteSourceConnection(ctx, src.ID); !flowservice.IsInvalid(err) {
 		t.Errorf("DeleteSourceConnection while the flow uses it: %v, want IsInvalid", err)
 	}
-	if err := client.DeleteFlow(ctx, s, flowRef.ID); err != nil {
+	if err := client.Session(s).DeleteFlow(ctx, flowRef.ID); err != nil {
 		t.Fatalf("DeleteFlow: %v", err)
 	}
-	if _, err := client.GetFlow(ctx, s, flowRef.ID); !flowservice.IsNotFound(err) {
+	if _, err := client.Session(s).GetFlow(ctx, flowRef.ID); !flowservice.IsNotFound(err) {
 		t.Errorf("GetFlow after delete: %v, want IsNotFound", err)
 	}
-	if err := client.DeleteSourceConnection(ctx, s, src.ID); err != nil {
+	if err := client.Session(s).DeleteSourceConnection(ctx, src.ID); err != nil {
 		t.Errorf("DeleteSourceConnection: %v", err)
 	}
-	if err := client.DeleteTargetConnection(ctx, s, tgt.ID); err != nil {
+	if err := client.Session(s).DeleteTargetConnection(ctx, tgt.ID); err != nil {
 		t.Errorf("DeleteTargetConnection: %v", err)
 	}
 

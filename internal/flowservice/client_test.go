@@ -53,7 +53,7 @@ const invalidToken = `{"error_code":"401013","message":"Oauth token is not valid
 func TestRenewsRejectedTokenOnce(t *testing.T) {
 	t.Run("renewed token succeeds", func(t *testing.T) {
 		env := newEnv(t, sequence(answer(401, invalidToken), nil))
-		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+		if _, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 			t.Fatalf("GetFlow: %v", err)
 		}
 		reqs := env.rec.requests()
@@ -72,7 +72,7 @@ func TestRenewsRejectedTokenOnce(t *testing.T) {
 	})
 	t.Run("second 401 is returned", func(t *testing.T) {
 		env := newEnv(t, answer(401, invalidToken))
-		_, err := env.client.GetFlow(context.Background(), testScope(), flowID)
+		_, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID)
 		var e *Error
 		if !errors.As(err, &e) || e.StatusCode != http.StatusUnauthorized || e.Code != "401013" {
 			t.Fatalf("err = %v, want the gateway's 401013", err)
@@ -84,7 +84,7 @@ func TestRenewsRejectedTokenOnce(t *testing.T) {
 	t.Run("renewal does not use up a retry", func(t *testing.T) {
 		env := newEnv(t, sequence(answer(503, `{}`), answer(401, invalidToken), nil),
 			WithRetryPolicy(RetryPolicy{MaxAttempts: 2}))
-		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+		if _, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 			t.Fatalf("GetFlow: %v", err)
 		}
 		if n := env.rec.count(); n != 3 {
@@ -113,7 +113,7 @@ func TestRetryAfter(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newEnv(t, sequence(answer(429, `{"error_code":"429050","message":"Too many requests"}`, "Retry-After", tc.retryAfter), nil),
 				WithClock(clock))
-			_, err := env.client.GetFlow(context.Background(), testScope(), flowID)
+			_, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID)
 			if tc.wantErr == 0 && err != nil {
 				t.Fatalf("GetFlow: %v", err)
 			}
@@ -137,7 +137,7 @@ func TestBackoff(t *testing.T) {
 	t.Run("doubles until success", func(t *testing.T) {
 		unavailable := answer(503, `{"type":"https://ns.adobe.com/aep/errors/FLOW-1103-503","title":"Service Unavailable","status":503}`)
 		env := newEnv(t, sequence(unavailable, unavailable, unavailable, nil))
-		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+		if _, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 			t.Fatalf("GetFlow: %v", err)
 		}
 		want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second}
@@ -148,7 +148,7 @@ func TestBackoff(t *testing.T) {
 	t.Run("bounded tries", func(t *testing.T) {
 		env := newEnv(t, answer(502, `<html><body><h1>502 Bad Gateway</h1></body></html>`),
 			WithRetryPolicy(RetryPolicy{MaxAttempts: 3, BaseDelay: 100 * time.Millisecond, MaxDelay: 150 * time.Millisecond}))
-		_, err := env.client.GetFlow(context.Background(), testScope(), flowID)
+		_, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID)
 		if !IsRetryable(err) {
 			t.Fatalf("err = %v, want retryable", err)
 		}
@@ -164,7 +164,7 @@ func TestBackoff(t *testing.T) {
 		throttled := answer(429, `{}`, "Retry-After", "7")
 		unavailable := answer(503, `{}`)
 		env := newEnv(t, sequence(throttled, unavailable, nil))
-		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+		if _, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 			t.Fatalf("GetFlow: %v", err)
 		}
 		want := []time.Duration{7 * time.Second, 2 * time.Second}
@@ -210,9 +210,9 @@ func TestWhatIsRetried(t *testing.T) {
 			env := newEnv(t, answer(tc.status, tc.body))
 			var err error
 			if tc.create {
-				_, err = env.client.CreateFlow(context.Background(), testScope(), FlowInput{Name: "x", FlowSpec: SpecRef{ID: streamingFlowID}})
+				_, err = env.client.Session(testScope()).CreateFlow(context.Background(), FlowInput{Name: "x", FlowSpec: SpecRef{ID: streamingFlowID}})
 			} else {
-				_, err = env.client.GetFlow(context.Background(), testScope(), flowID)
+				_, err = env.client.Session(testScope()).GetFlow(context.Background(), flowID)
 			}
 			if err == nil {
 				t.Fatal("want an error")
@@ -233,7 +233,7 @@ func TestNetworkFailures(t *testing.T) {
 	}
 	t.Run("idempotent call retried", func(t *testing.T) {
 		env := newEnv(t, sequence(dropConnection, nil))
-		if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+		if _, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 			t.Fatalf("GetFlow: %v", err)
 		}
 		if n := env.rec.count(); n != 2 {
@@ -242,7 +242,7 @@ func TestNetworkFailures(t *testing.T) {
 	})
 	t.Run("create not repeated after a lost answer", func(t *testing.T) {
 		env := newEnv(t, sequence(dropConnection, nil))
-		_, err := env.client.CreateSourceConnection(context.Background(), testScope(), SourceConnectionInput{Name: "x"})
+		_, err := env.client.Session(testScope()).CreateSourceConnection(context.Background(), SourceConnectionInput{Name: "x"})
 		if !IsRetryable(err) {
 			t.Fatalf("err = %v, want a retryable network error", err)
 		}
@@ -253,7 +253,7 @@ func TestNetworkFailures(t *testing.T) {
 	t.Run("per-request timeout", func(t *testing.T) {
 		env := newEnv(t, func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() },
 			WithRequestTimeout(20*time.Millisecond), WithRetryPolicy(RetryPolicy{MaxAttempts: 2}))
-		_, err := env.client.GetFlow(context.Background(), testScope(), flowID)
+		_, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID)
 		if !errors.Is(err, context.DeadlineExceeded) || !IsRetryable(err) {
 			t.Fatalf("err = %v, want a retryable deadline error", err)
 		}
@@ -267,7 +267,7 @@ func TestNetworkFailures(t *testing.T) {
 			cancel()
 			<-r.Context().Done()
 		})
-		_, err := env.client.GetFlow(ctx, testScope(), flowID)
+		_, err := env.client.Session(testScope()).GetFlow(ctx, flowID)
 		if !errors.Is(err, context.Canceled) || IsRetryable(err) {
 			t.Fatalf("err = %v, want context.Canceled, not retryable", err)
 		}
@@ -284,7 +284,7 @@ func TestRateLimit(t *testing.T) {
 		other.OrgID = "OTHER@AdobeOrg"
 		ctx := context.Background()
 		for _, s := range []Scope{testScope(), testScope(), other} {
-			if _, err := env.client.GetFlow(ctx, s, flowID); err != nil {
+			if _, err := env.client.Session(s).GetFlow(ctx, flowID); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -303,19 +303,19 @@ func TestRateLimit(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := c.GetFlow(context.Background(), testScope(), flowID); err != nil {
+		if _, err := c.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 			t.Fatalf("first call within the burst: %v", err)
 		}
 		// The next token is ~1000s away; rate.Limiter refuses at once rather
 		// than wait past the deadline, so no real time passes here.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := c.GetFlow(ctx, testScope(), flowID); !errors.Is(err, context.DeadlineExceeded) {
+		if _, err := c.Session(testScope()).GetFlow(ctx, flowID); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("second call through an empty bucket: err = %v, want a deadline hit", err)
 		}
 		other := testScope()
 		other.OrgID = "OTHER@AdobeOrg"
-		if _, err := c.GetFlow(ctx, other, flowID); err != nil {
+		if _, err := c.Session(other).GetFlow(ctx, flowID); err != nil {
 			t.Errorf("another org has its own bucket: %v", err)
 		}
 		if n := rec.count(); n != 2 {
@@ -326,7 +326,7 @@ func TestRateLimit(t *testing.T) {
 
 func TestEmptyItemsIsNotFound(t *testing.T) {
 	env := newEnv(t, answer(200, `{"items":[]}`))
-	_, err := env.client.GetFlow(context.Background(), testScope(), flowID)
+	_, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID)
 	if !IsNotFound(err) {
 		t.Fatalf("err = %v, want not found", err)
 	}
@@ -344,7 +344,7 @@ func TestListFollowsContinuation(t *testing.T) {
 			writeJSON(w, 200, `{"items":[{"id":"b"}]}`)
 		}
 	})
-	flows, err := env.client.ListFlows(context.Background(), testScope(), "name==x")
+	flows, err := env.client.Session(testScope()).ListFlows(context.Background(), "name==x")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -366,14 +366,14 @@ func TestArgumentChecks(t *testing.T) {
 	noOrg := s
 	noOrg.OrgID = ""
 	for name, run := range map[string]func() error{
-		"missing org": func() error { _, err := env.client.GetFlow(ctx, noOrg, flowID); return err },
-		"empty id":    func() error { _, err := env.client.GetFlow(ctx, s, ""); return err },
+		"missing org": func() error { _, err := env.client.Session(noOrg).GetFlow(ctx, flowID); return err },
+		"empty id":    func() error { _, err := env.client.Session(s).GetFlow(ctx, ""); return err },
 		"patch without tag": func() error {
-			_, err := env.client.PatchFlow(ctx, s, flowID, "", []PatchOp{{Op: PatchReplace, Path: "/name", Value: "x"}})
+			_, err := env.client.Session(s).PatchFlow(ctx, flowID, "", []PatchOp{{Op: PatchReplace, Path: "/name", Value: "x"}})
 			return err
 		},
-		"patch without ops": func() error { _, err := env.client.PatchFlow(ctx, s, flowID, testETag, nil); return err },
-		"unknown action":    func() error { _, err := env.client.FlowAction(ctx, s, flowID, "ENABLE"); return err },
+		"patch without ops": func() error { _, err := env.client.Session(s).PatchFlow(ctx, flowID, testETag, nil); return err },
+		"unknown action":    func() error { _, err := env.client.Session(s).FlowAction(ctx, flowID, "ENABLE"); return err },
 	} {
 		if run() == nil {
 			t.Errorf("%s: want an error", name)
@@ -392,7 +392,7 @@ func TestScopeTokensOverrideClient(t *testing.T) {
 	s := testScope()
 	own := &fakeTokens{n: 41}
 	s.Tokens = own
-	if _, err := env.client.GetFlow(context.Background(), s, flowID); err != nil {
+	if _, err := env.client.Session(s).GetFlow(context.Background(), flowID); err != nil {
 		t.Fatal(err)
 	}
 	if got := env.rec.requests()[0].req.Header.Get("Authorization"); got != "Bearer eyJ-test-token-42" {
@@ -414,7 +414,7 @@ func TestWithIMSCache(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.GetFlow(context.Background(), testScope(), flowID); err != nil {
+	if _, err := c.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 		t.Fatal(err)
 	}
 	reqs := platform.requests()
@@ -427,7 +427,7 @@ func TestMetrics(t *testing.T) {
 	env := newEnv(t, sequence(answer(503, `{}`), nil))
 	ok := testutil.ToFloat64(requestsTotal.WithLabelValues(OpGetFlow, "200"))
 	unavailable := testutil.ToFloat64(requestsTotal.WithLabelValues(OpGetFlow, "503"))
-	if _, err := env.client.GetFlow(context.Background(), testScope(), flowID); err != nil {
+	if _, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
 		t.Fatal(err)
 	}
 	if got := testutil.ToFloat64(requestsTotal.WithLabelValues(OpGetFlow, "200")) - ok; got != 1 {
@@ -467,16 +467,16 @@ func TestNoSecretOrTokenInLogsOrErrors(t *testing.T) {
 	s := testScope()
 	log.Info("scope", "scope", s)
 	var errs []error
-	if _, err := env.client.GetFlow(ctx, s, flowID); err != nil { // 401, renewed, 503 (no retry budget)
+	if _, err := env.client.Session(s).GetFlow(ctx, flowID); err != nil { // 401, renewed, 503 (no retry budget)
 		errs = append(errs, err)
 	}
-	if _, err := env.client.GetFlow(ctx, s, flowID); err != nil { // ok
+	if _, err := env.client.Session(s).GetFlow(ctx, flowID); err != nil { // ok
 		errs = append(errs, err)
 	}
-	if _, err := env.client.CreateFlow(ctx, s, FlowInput{Name: "x"}); err != nil { // 400
+	if _, err := env.client.Session(s).CreateFlow(ctx, FlowInput{Name: "x"}); err != nil { // 400
 		errs = append(errs, err)
 	}
-	if _, err := env.client.GetFlow(ctx, s, flowID); err != nil { // 502 HTML
+	if _, err := env.client.Session(s).GetFlow(ctx, flowID); err != nil { // 502 HTML
 		errs = append(errs, err)
 	}
 	if len(errs) != 3 {
@@ -594,7 +594,7 @@ func TestRetriesStayInsideTheDeadline(t *testing.T) {
 				ctx, cancel = context.WithDeadline(ctx, clk.now().Add(tc.budget))
 				defer cancel()
 			}
-			_, err := env.client.GetFlow(ctx, testScope(), flowID)
+			_, err := env.client.Session(testScope()).GetFlow(ctx, flowID)
 			if !tc.wantDeadline && tc.wantStatus == 0 && err != nil {
 				t.Fatalf("GetFlow: %v", err)
 			}
@@ -637,7 +637,7 @@ func TestRateLimitRefusalIsADeadlineHit(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			env := newEnv(t, adobeLike)
 			env.limits.err = tc.limiterErr
-			_, err := env.client.GetFlow(tc.ctx, testScope(), flowID)
+			_, err := env.client.Session(testScope()).GetFlow(tc.ctx, flowID)
 			if err == nil {
 				t.Fatal("want the limiter's error")
 			}

@@ -98,25 +98,25 @@ func TestContract(t *testing.T) {
 		run func() error
 	}{
 		{OpGetConnectionSpec, func() error {
-			spec, err := c.GetConnectionSpec(ctx, s, capillarySpecID)
+			spec, err := c.Session(s).GetConnectionSpec(ctx, capillarySpecID)
 			if err == nil && (!spec.Attributes.IsSource || spec.SourceSpec.Attributes.UIAttributes.Label != "Capillary Streaming Events" || len(spec.AuthSpec) != 0) {
 				t.Errorf("connection spec decoded as %+v", spec)
 			}
 			return err
 		}},
 		{OpGetFlowSpec, func() error {
-			fs, err := c.GetFlowSpec(ctx, s, streamingFlowID)
+			fs, err := c.Session(s).GetFlowSpec(ctx, streamingFlowID)
 			if err == nil && !cmp.Equal(fs.SourceConnectionSpecIDs, []string{capillarySpecID}) {
 				t.Errorf("flow spec decoded as %+v", fs)
 			}
 			return err
 		}},
 		{OpListFlowSpecs, func() error {
-			_, err := c.ListFlowSpecs(ctx, s, "sourceConnectionSpecIds[]=="+capillarySpecID)
+			_, err := c.Session(s).ListFlowSpecs(ctx, "sourceConnectionSpecIds[]=="+capillarySpecID)
 			return err
 		}},
 		{OpCreateSourceConnection, func() error {
-			ref, err := c.CreateSourceConnection(ctx, s, SourceConnectionInput{
+			ref, err := c.Session(s).CreateSourceConnection(ctx, SourceConnectionInput{
 				Name: "capillary-orders", Description: "Capillary Streaming Source Connection",
 				ProviderID:     StreamingProviderID,
 				ConnectionSpec: SpecRef{ID: capillarySpecID, Version: DefaultSpecVersion},
@@ -127,14 +127,14 @@ func TestContract(t *testing.T) {
 			}
 			return err
 		}},
-		{OpGetSourceConnection, func() error { _, err := c.GetSourceConnection(ctx, s, id); return err }},
-		{OpListSourceConnections, func() error { _, err := c.ListSourceConnections(ctx, s, "name==capillary-orders"); return err }},
+		{OpGetSourceConnection, func() error { _, err := c.Session(s).GetSourceConnection(ctx, id); return err }},
+		{OpListSourceConnections, func() error { _, err := c.Session(s).ListSourceConnections(ctx, "name==capillary-orders"); return err }},
 		{OpPatchSourceConnection, func() error {
-			_, err := c.PatchSourceConnection(ctx, s, id, testETag, []PatchOp{{Op: PatchReplace, Path: "/description", Value: "new"}})
+			_, err := c.Session(s).PatchSourceConnection(ctx, id, testETag, []PatchOp{{Op: PatchReplace, Path: "/description", Value: "new"}})
 			return err
 		}},
 		{OpCreateTargetConnection, func() error {
-			_, err := c.CreateTargetConnection(ctx, s, TargetConnectionInput{
+			_, err := c.Session(s).CreateTargetConnection(ctx, TargetConnectionInput{
 				Name: "capillary-orders", Description: "Capillary Target Connection",
 				ConnectionSpec: SpecRef{ID: DataLakeConnectionSpecID, Version: DefaultSpecVersion},
 				Data:           TargetData{Format: "json", Schema: &SchemaRef{ID: testSchema, Version: XDMFullContentType}},
@@ -142,32 +142,32 @@ func TestContract(t *testing.T) {
 			})
 			return err
 		}},
-		{OpGetTargetConnection, func() error { _, err := c.GetTargetConnection(ctx, s, id); return err }},
-		{OpListTargetConnections, func() error { _, err := c.ListTargetConnections(ctx, s, "name==capillary-orders"); return err }},
+		{OpGetTargetConnection, func() error { _, err := c.Session(s).GetTargetConnection(ctx, id); return err }},
+		{OpListTargetConnections, func() error { _, err := c.Session(s).ListTargetConnections(ctx, "name==capillary-orders"); return err }},
 		{OpPatchTargetConnection, func() error {
-			_, err := c.PatchTargetConnection(ctx, s, id, testETag, []PatchOp{{Op: PatchReplace, Path: "/name", Value: "renamed"}})
+			_, err := c.Session(s).PatchTargetConnection(ctx, id, testETag, []PatchOp{{Op: PatchReplace, Path: "/name", Value: "renamed"}})
 			return err
 		}},
 		{OpCreateMappingSet, func() error {
-			ref, err := c.CreateMappingSet(ctx, s, mappings)
+			ref, err := c.Session(s).CreateMappingSet(ctx, mappings)
 			if err == nil && ref.ID == "" {
 				t.Errorf("mapping set ref %+v has no ID", ref)
 			}
 			return err
 		}},
 		{OpGetMappingSet, func() error {
-			ms, err := c.GetMappingSet(ctx, s, "e7c80e4c0d8f4a98a7d400b4e178b635")
+			ms, err := c.Session(s).GetMappingSet(ctx, "e7c80e4c0d8f4a98a7d400b4e178b635")
 			if err == nil && (len(ms.Mappings) != 1 || ms.Mappings[0].Source != "loyalty.points" || ms.Version != 1) {
 				t.Errorf("mapping set decoded as %+v", ms)
 			}
 			return err
 		}},
 		{OpUpdateMappingSet, func() error {
-			_, err := c.UpdateMappingSet(ctx, s, "e7c80e4c0d8f4a98a7d400b4e178b635", mappings)
+			_, err := c.Session(s).UpdateMappingSet(ctx, "e7c80e4c0d8f4a98a7d400b4e178b635", mappings)
 			return err
 		}},
 		{OpCreateFlow, func() error {
-			_, err := c.CreateFlow(ctx, s, FlowInput{
+			_, err := c.Session(s).CreateFlow(ctx, FlowInput{
 				Name: "capillary-orders", Description: "Capillary to Experience Platform",
 				FlowSpec:            SpecRef{ID: streamingFlowID, Version: DefaultSpecVersion},
 				SourceConnectionIDs: []string{id}, TargetConnectionIDs: []string{"7c96c827-3ffd-460c-a573-e9558f72f263"},
@@ -177,28 +177,28 @@ func TestContract(t *testing.T) {
 			return err
 		}},
 		{OpGetFlow, func() error {
-			f, err := c.GetFlow(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a")
+			f, err := c.Session(s).GetFlow(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a")
 			if err == nil && (f.Options.InletURL != testInlet || f.State != StateEnabled || f.Transformations[0].Params.MappingID == "") {
 				t.Errorf("flow decoded as %+v", f)
 			}
 			return err
 		}},
-		{OpListFlows, func() error { _, err := c.ListFlows(ctx, s, "name==capillary-orders"); return err }},
+		{OpListFlows, func() error { _, err := c.Session(s).ListFlows(ctx, "name==capillary-orders"); return err }},
 		{OpPatchFlow, func() error {
-			_, err := c.PatchFlow(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", testETag, patch)
+			_, err := c.Session(s).PatchFlow(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", testETag, patch)
 			return err
 		}},
 		{OpFlowAction + "_disable", func() error {
-			_, err := c.FlowAction(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", ActionDisable)
+			_, err := c.Session(s).FlowAction(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", ActionDisable)
 			return err
 		}},
 		{OpFlowAction + "_enable", func() error {
-			_, err := c.FlowAction(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", ActionEnable)
+			_, err := c.Session(s).FlowAction(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a", ActionEnable)
 			return err
 		}},
-		{OpDeleteFlow, func() error { return c.DeleteFlow(ctx, s, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a") }},
-		{OpDeleteSourceConnection, func() error { return c.DeleteSourceConnection(ctx, s, id) }},
-		{OpDeleteTargetConnection, func() error { return c.DeleteTargetConnection(ctx, s, "7c96c827-3ffd-460c-a573-e9558f72f263") }},
+		{OpDeleteFlow, func() error { return c.Session(s).DeleteFlow(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a") }},
+		{OpDeleteSourceConnection, func() error { return c.Session(s).DeleteSourceConnection(ctx, id) }},
+		{OpDeleteTargetConnection, func() error { return c.Session(s).DeleteTargetConnection(ctx, "7c96c827-3ffd-460c-a573-e9558f72f263") }},
 	}
 	for _, o := range ops {
 		if err := o.run(); err != nil {
@@ -302,7 +302,7 @@ func checkWireRules(t *testing.T, name string, r recorded) {
 func TestContractMultipleProperties(t *testing.T) {
 	validator := aepspectest.Validator(t)
 	env := newEnv(t, adobeLike)
-	if _, err := env.client.ListFlows(context.Background(), testScope(), "name==capillary-orders", "state==enabled"); err != nil {
+	if _, err := env.client.Session(testScope()).ListFlows(context.Background(), "name==capillary-orders", "state==enabled"); err != nil {
 		t.Fatal(err)
 	}
 	r := env.rec.requests()[0]

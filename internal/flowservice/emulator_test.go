@@ -30,12 +30,12 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 		}
 	}
 
-	spec, err := c.GetConnectionSpec(ctx, s, emulator.CapillaryConnectionSpecID)
+	spec, err := c.Session(s).GetConnectionSpec(ctx, emulator.CapillaryConnectionSpecID)
 	must("get connection spec", err)
 	if !spec.Attributes.IsSource {
 		t.Errorf("connection spec %s is not a source", spec.ID)
 	}
-	flowSpecs, err := c.ListFlowSpecs(ctx, s, "sourceConnectionSpecIds[]=="+spec.ID)
+	flowSpecs, err := c.Session(s).ListFlowSpecs(ctx, "sourceConnectionSpecIds[]=="+spec.ID)
 	must("list flow specs", err)
 	flowSpecID := ""
 	for _, fs := range flowSpecs {
@@ -46,15 +46,15 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 	if flowSpecID == "" {
 		t.Fatalf("no streaming flow spec among %d listed", len(flowSpecs))
 	}
-	_, err = c.GetFlowSpec(ctx, s, flowSpecID)
+	_, err = c.Session(s).GetFlowSpec(ctx, flowSpecID)
 	must("get flow spec", err)
 
-	src, err := c.CreateSourceConnection(ctx, s, SourceConnectionInput{
+	src, err := c.Session(s).CreateSourceConnection(ctx, SourceConnectionInput{
 		Name: "capillary-orders", ProviderID: StreamingProviderID,
 		ConnectionSpec: SpecRef{ID: spec.ID, Version: DefaultSpecVersion}, Data: SourceData{Format: "json"},
 	})
 	must("create source connection", err)
-	tgt, err := c.CreateTargetConnection(ctx, s, TargetConnectionInput{
+	tgt, err := c.Session(s).CreateTargetConnection(ctx, TargetConnectionInput{
 		Name:           "capillary-orders",
 		ConnectionSpec: SpecRef{ID: DataLakeConnectionSpecID, Version: DefaultSpecVersion},
 		Data:           TargetData{Format: "json", Schema: &SchemaRef{ID: testSchema, Version: XDMFullContentType}},
@@ -65,28 +65,28 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 		OutputSchema: &OutputSchema{SchemaRef: XDMSchemaRef{ID: testSchema, ContentType: XDMFullContentType}},
 		Mappings:     []Mapping{{SourceType: SourceTypeAttribute, Source: "loyalty.points", Destination: "loyalty.points"}},
 	}
-	msRef, err := c.CreateMappingSet(ctx, s, ms)
+	msRef, err := c.Session(s).CreateMappingSet(ctx, ms)
 	must("create mapping set", err)
-	flowRef, err := c.CreateFlow(ctx, s, FlowInput{
+	flowRef, err := c.Session(s).CreateFlow(ctx, FlowInput{
 		Name: "capillary-orders", FlowSpec: SpecRef{ID: flowSpecID, Version: DefaultSpecVersion},
 		SourceConnectionIDs: []string{src.ID}, TargetConnectionIDs: []string{tgt.ID},
 		Transformations: []Transformation{{Name: TransformationMapping, Params: TransformationParams{MappingID: msRef.ID, MappingVersion: msRef.Version}}},
 	})
 	must("create dataflow", err)
-	flow, err := c.GetFlow(ctx, s, flowRef.ID)
+	flow, err := c.Session(s).GetFlow(ctx, flowRef.ID)
 	must("get dataflow", err)
 	if flow.Options.InletURL == "" {
 		t.Errorf("dataflow %s has no inlet URL", flow.ID)
 	}
 
-	found, err := c.ListFlows(ctx, s, "name==capillary-orders")
+	found, err := c.Session(s).ListFlows(ctx, "name==capillary-orders")
 	must("list dataflows", err)
 	if len(found) != 1 || found[0].ID != flowRef.ID {
 		t.Errorf("list by name found %d dataflows", len(found))
 	}
-	sources, err := c.ListSourceConnections(ctx, s, "name==capillary-orders")
+	sources, err := c.Session(s).ListSourceConnections(ctx, "name==capillary-orders")
 	must("list source connections", err)
-	targets, err := c.ListTargetConnections(ctx, s, "name==capillary-orders")
+	targets, err := c.Session(s).ListTargetConnections(ctx, "name==capillary-orders")
 	must("list target connections", err)
 	if len(sources) != 1 || len(targets) != 1 {
 		t.Errorf("list by name found %d source and %d target connections", len(sources), len(targets))
@@ -94,47 +94,47 @@ func TestLifecycleAgainstEmulator(t *testing.T) {
 
 	// Mapping update, then point the flow at the new version under its etag.
 	ms.Mappings = append(ms.Mappings, Mapping{SourceType: SourceTypeAttribute, Source: "loyalty.tier", Destination: "loyalty.tier"})
-	updated, err := c.UpdateMappingSet(ctx, s, msRef.ID, ms)
+	updated, err := c.Session(s).UpdateMappingSet(ctx, msRef.ID, ms)
 	must("update mapping set", err)
-	got, err := c.GetMappingSet(ctx, s, msRef.ID)
+	got, err := c.Session(s).GetMappingSet(ctx, msRef.ID)
 	must("get mapping set", err)
 	if len(got.Mappings) != 2 {
 		t.Errorf("mapping set has %d mappings after update", len(got.Mappings))
 	}
-	_, err = c.PatchFlow(ctx, s, flow.ID, flow.ETag, []PatchOp{{Op: PatchReplace, Path: "/transformations/0",
+	_, err = c.Session(s).PatchFlow(ctx, flow.ID, flow.ETag, []PatchOp{{Op: PatchReplace, Path: "/transformations/0",
 		Value: Transformation{Name: TransformationMapping, Params: TransformationParams{MappingID: msRef.ID, MappingVersion: updated.Version}}}})
 	must("patch dataflow", err)
-	if _, err := c.PatchFlow(ctx, s, flow.ID, flow.ETag, []PatchOp{{Op: PatchReplace, Path: "/description", Value: "stale"}}); !IsPreconditionFailed(err) {
+	if _, err := c.Session(s).PatchFlow(ctx, flow.ID, flow.ETag, []PatchOp{{Op: PatchReplace, Path: "/description", Value: "stale"}}); !IsPreconditionFailed(err) {
 		t.Errorf("PATCH with a stale etag: err = %v, want precondition failed", err)
 	}
-	sc, err := c.GetSourceConnection(ctx, s, src.ID)
+	sc, err := c.Session(s).GetSourceConnection(ctx, src.ID)
 	must("get source connection", err)
-	_, err = c.PatchSourceConnection(ctx, s, src.ID, sc.ETag, []PatchOp{{Op: PatchAdd, Path: "/description", Value: "d"}})
+	_, err = c.Session(s).PatchSourceConnection(ctx, src.ID, sc.ETag, []PatchOp{{Op: PatchAdd, Path: "/description", Value: "d"}})
 	must("patch source connection", err)
-	tc, err := c.GetTargetConnection(ctx, s, tgt.ID)
+	tc, err := c.Session(s).GetTargetConnection(ctx, tgt.ID)
 	must("get target connection", err)
-	_, err = c.PatchTargetConnection(ctx, s, tgt.ID, tc.ETag, []PatchOp{{Op: PatchAdd, Path: "/description", Value: "d"}})
+	_, err = c.Session(s).PatchTargetConnection(ctx, tgt.ID, tc.ETag, []PatchOp{{Op: PatchAdd, Path: "/description", Value: "d"}})
 	must("patch target connection", err)
 
 	// A token IMS no longer honours is replaced transparently.
 	emu.ExpireTokens()
-	_, err = c.FlowAction(ctx, s, flow.ID, ActionDisable)
+	_, err = c.Session(s).FlowAction(ctx, flow.ID, ActionDisable)
 	must("disable dataflow after token expiry", err)
-	flow, err = c.GetFlow(ctx, s, flow.ID)
+	flow, err = c.Session(s).GetFlow(ctx, flow.ID)
 	must("get dataflow", err)
 	if flow.State != StateDisabled {
 		t.Errorf("state = %q after disable", flow.State)
 	}
-	_, err = c.FlowAction(ctx, s, flow.ID, ActionEnable)
+	_, err = c.Session(s).FlowAction(ctx, flow.ID, ActionEnable)
 	must("enable dataflow", err)
 
-	must("delete dataflow", c.DeleteFlow(ctx, s, flow.ID))
-	if _, err := c.GetFlow(ctx, s, flow.ID); !IsNotFound(err) {
+	must("delete dataflow", c.Session(s).DeleteFlow(ctx, flow.ID))
+	if _, err := c.Session(s).GetFlow(ctx, flow.ID); !IsNotFound(err) {
 		t.Errorf("get deleted dataflow: err = %v, want not found", err)
 	}
-	must("delete source connection", c.DeleteSourceConnection(ctx, s, src.ID))
-	must("delete target connection", c.DeleteTargetConnection(ctx, s, tgt.ID))
-	if err := c.DeleteFlow(ctx, s, flow.ID); !IsNotFound(err) {
+	must("delete source connection", c.Session(s).DeleteSourceConnection(ctx, src.ID))
+	must("delete target connection", c.Session(s).DeleteTargetConnection(ctx, tgt.ID))
+	if err := c.Session(s).DeleteFlow(ctx, flow.ID); !IsNotFound(err) {
 		t.Errorf("delete deleted dataflow: err = %v, want not found", err)
 	}
 }
@@ -157,12 +157,12 @@ func TestRidesOutEmulatorFaults(t *testing.T) {
 	ctx := context.Background()
 	s := Scope{ClientID: emulatortest.ClientID, ClientSecret: emulatortest.ClientSecret, OrgID: testOrg, SandboxName: testSandbox}
 	for i := range 20 {
-		if _, err := c.GetConnectionSpec(ctx, s, emulator.CapillaryConnectionSpecID); err != nil {
+		if _, err := c.Session(s).GetConnectionSpec(ctx, emulator.CapillaryConnectionSpecID); err != nil {
 			t.Fatalf("call %d: %v", i, err)
 		}
 	}
 	for i := range 5 {
-		if _, err := c.CreateSourceConnection(ctx, s, SourceConnectionInput{
+		if _, err := c.Session(s).CreateSourceConnection(ctx, SourceConnectionInput{
 			Name: "src", ConnectionSpec: SpecRef{ID: emulator.CapillaryConnectionSpecID, Version: DefaultSpecVersion}, Data: SourceData{Format: "json"},
 		}); err != nil {
 			t.Fatalf("create %d: %v", i, err)

@@ -141,11 +141,11 @@ func (c *Client) delete(ctx context.Context, s Scope, op, collection, id string)
 }
 
 // GetConnectionSpec reads a connection spec (GET /connectionSpecs/{id}).
-func (c *Client) GetConnectionSpec(ctx context.Context, s Scope, id string) (*ConnectionSpec, error) {
+func (s *Session) GetConnectionSpec(ctx context.Context, id string) (*ConnectionSpec, error) {
 	if err := requireID("get connection spec", id); err != nil {
 		return nil, err
 	}
-	spec, err := getByID[ConnectionSpec](ctx, c, s, OpGetConnectionSpec, pathConnectionSpecs, id)
+	spec, err := getByID[ConnectionSpec](ctx, s.c, s.scope, OpGetConnectionSpec, pathConnectionSpecs, id)
 	if err != nil {
 		return nil, fmt.Errorf("get connection spec %s: %w", id, err)
 	}
@@ -153,11 +153,11 @@ func (c *Client) GetConnectionSpec(ctx context.Context, s Scope, id string) (*Co
 }
 
 // GetFlowSpec reads a flow spec (GET /flowSpecs/{id}).
-func (c *Client) GetFlowSpec(ctx context.Context, s Scope, id string) (*FlowSpec, error) {
+func (s *Session) GetFlowSpec(ctx context.Context, id string) (*FlowSpec, error) {
 	if err := requireID("get flow spec", id); err != nil {
 		return nil, err
 	}
-	spec, err := getByID[FlowSpec](ctx, c, s, OpGetFlowSpec, pathFlowSpecs, id)
+	spec, err := getByID[FlowSpec](ctx, s.c, s.scope, OpGetFlowSpec, pathFlowSpecs, id)
 	if err != nil {
 		return nil, fmt.Errorf("get flow spec %s: %w", id, err)
 	}
@@ -166,8 +166,8 @@ func (c *Client) GetFlowSpec(ctx context.Context, s Scope, id string) (*FlowSpec
 
 // ListFlowSpecs lists flow specs matching the property filters, e.g.
 // "sourceConnectionSpecIds[]==6360f136-5980-4111-8bdf-15d29eab3b5a".
-func (c *Client) ListFlowSpecs(ctx context.Context, s Scope, properties ...string) ([]FlowSpec, error) {
-	specs, err := list[FlowSpec](ctx, c, s, OpListFlowSpecs, pathFlowSpecs, properties)
+func (s *Session) ListFlowSpecs(ctx context.Context, properties ...string) ([]FlowSpec, error) {
+	specs, err := list[FlowSpec](ctx, s.c, s.scope, OpListFlowSpecs, pathFlowSpecs, properties)
 	if err != nil {
 		return nil, fmt.Errorf("list flow specs: %w", err)
 	}
@@ -175,8 +175,8 @@ func (c *Client) ListFlowSpecs(ctx context.Context, s Scope, properties ...strin
 }
 
 // CreateSourceConnection creates a source connection (POST /sourceConnections).
-func (c *Client) CreateSourceConnection(ctx context.Context, s Scope, in SourceConnectionInput) (Ref, error) {
-	ref, err := c.create(ctx, s, OpCreateSourceConnection, pathSourceConnections, in)
+func (s *Session) CreateSourceConnection(ctx context.Context, in SourceConnectionInput) (Ref, error) {
+	ref, err := s.c.create(ctx, s.scope, OpCreateSourceConnection, pathSourceConnections, in)
 	if err != nil {
 		return Ref{}, fmt.Errorf("create source connection %q: %w", in.Name, err)
 	}
@@ -184,11 +184,11 @@ func (c *Client) CreateSourceConnection(ctx context.Context, s Scope, in SourceC
 }
 
 // GetSourceConnection reads a source connection.
-func (c *Client) GetSourceConnection(ctx context.Context, s Scope, id string) (*SourceConnection, error) {
+func (s *Session) GetSourceConnection(ctx context.Context, id string) (*SourceConnection, error) {
 	if err := requireID("get source connection", id); err != nil {
 		return nil, err
 	}
-	sc, err := getByID[SourceConnection](ctx, c, s, OpGetSourceConnection, pathSourceConnections, id)
+	sc, err := getByID[SourceConnection](ctx, s.c, s.scope, OpGetSourceConnection, pathSourceConnections, id)
 	if err != nil {
 		return nil, fmt.Errorf("get source connection %s: %w", id, err)
 	}
@@ -197,8 +197,8 @@ func (c *Client) GetSourceConnection(ctx context.Context, s Scope, id string) (*
 
 // ListSourceConnections lists source connections matching the property
 // filters, e.g. "name==capillary-orders".
-func (c *Client) ListSourceConnections(ctx context.Context, s Scope, properties ...string) ([]SourceConnection, error) {
-	out, err := list[SourceConnection](ctx, c, s, OpListSourceConnections, pathSourceConnections, properties)
+func (s *Session) ListSourceConnections(ctx context.Context, properties ...string) ([]SourceConnection, error) {
+	out, err := list[SourceConnection](ctx, s.c, s.scope, OpListSourceConnections, pathSourceConnections, properties)
 	if err != nil {
 		return nil, fmt.Errorf("list source connections: %w", err)
 	}
@@ -207,11 +207,11 @@ func (c *Client) ListSourceConnections(ctx context.Context, s Scope, properties 
 
 // PatchSourceConnection applies JSON Patch operations, guarded by the etag
 // exactly as Adobe returned it (quotes included).
-func (c *Client) PatchSourceConnection(ctx context.Context, s Scope, id, etag string, ops []PatchOp) (Ref, error) {
+func (s *Session) PatchSourceConnection(ctx context.Context, id, etag string, ops []PatchOp) (Ref, error) {
 	if err := requireID("patch source connection", id); err != nil {
 		return Ref{}, err
 	}
-	ref, err := c.patch(ctx, s, OpPatchSourceConnection, pathSourceConnections, id, etag, ops)
+	ref, err := s.c.patch(ctx, s.scope, OpPatchSourceConnection, pathSourceConnections, id, etag, ops)
 	if err != nil {
 		return Ref{}, fmt.Errorf("patch source connection %s: %w", id, err)
 	}
@@ -220,19 +220,19 @@ func (c *Client) PatchSourceConnection(ctx context.Context, s Scope, id, etag st
 
 // DeleteSourceConnection deletes a source connection. A 404 is returned as
 // an error (IsNotFound) for the caller to treat as already gone.
-func (c *Client) DeleteSourceConnection(ctx context.Context, s Scope, id string) error {
+func (s *Session) DeleteSourceConnection(ctx context.Context, id string) error {
 	if err := requireID("delete source connection", id); err != nil {
 		return err
 	}
-	if err := c.delete(ctx, s, OpDeleteSourceConnection, pathSourceConnections, id); err != nil {
+	if err := s.c.delete(ctx, s.scope, OpDeleteSourceConnection, pathSourceConnections, id); err != nil {
 		return fmt.Errorf("delete source connection %s: %w", id, err)
 	}
 	return nil
 }
 
 // CreateTargetConnection creates a target connection (POST /targetConnections).
-func (c *Client) CreateTargetConnection(ctx context.Context, s Scope, in TargetConnectionInput) (Ref, error) {
-	ref, err := c.create(ctx, s, OpCreateTargetConnection, pathTargetConnections, in)
+func (s *Session) CreateTargetConnection(ctx context.Context, in TargetConnectionInput) (Ref, error) {
+	ref, err := s.c.create(ctx, s.scope, OpCreateTargetConnection, pathTargetConnections, in)
 	if err != nil {
 		return Ref{}, fmt.Errorf("create target connection %q: %w", in.Name, err)
 	}
@@ -240,11 +240,11 @@ func (c *Client) CreateTargetConnection(ctx context.Context, s Scope, in TargetC
 }
 
 // GetTargetConnection reads a target connection.
-func (c *Client) GetTargetConnection(ctx context.Context, s Scope, id string) (*TargetConnection, error) {
+func (s *Session) GetTargetConnection(ctx context.Context, id string) (*TargetConnection, error) {
 	if err := requireID("get target connection", id); err != nil {
 		return nil, err
 	}
-	tc, err := getByID[TargetConnection](ctx, c, s, OpGetTargetConnection, pathTargetConnections, id)
+	tc, err := getByID[TargetConnection](ctx, s.c, s.scope, OpGetTargetConnection, pathTargetConnections, id)
 	if err != nil {
 		return nil, fmt.Errorf("get target connection %s: %w", id, err)
 	}
@@ -252,8 +252,8 @@ func (c *Client) GetTargetConnection(ctx context.Context, s Scope, id string) (*
 }
 
 // ListTargetConnections lists target connections matching the property filters.
-func (c *Client) ListTargetConnections(ctx context.Context, s Scope, properties ...string) ([]TargetConnection, error) {
-	out, err := list[TargetConnection](ctx, c, s, OpListTargetConnections, pathTargetConnections, properties)
+func (s *Session) ListTargetConnections(ctx context.Context, properties ...string) ([]TargetConnection, error) {
+	out, err := list[TargetConnection](ctx, s.c, s.scope, OpListTargetConnections, pathTargetConnections, properties)
 	if err != nil {
 		return nil, fmt.Errorf("list target connections: %w", err)
 	}
@@ -261,11 +261,11 @@ func (c *Client) ListTargetConnections(ctx context.Context, s Scope, properties 
 }
 
 // PatchTargetConnection applies JSON Patch operations, guarded by the etag.
-func (c *Client) PatchTargetConnection(ctx context.Context, s Scope, id, etag string, ops []PatchOp) (Ref, error) {
+func (s *Session) PatchTargetConnection(ctx context.Context, id, etag string, ops []PatchOp) (Ref, error) {
 	if err := requireID("patch target connection", id); err != nil {
 		return Ref{}, err
 	}
-	ref, err := c.patch(ctx, s, OpPatchTargetConnection, pathTargetConnections, id, etag, ops)
+	ref, err := s.c.patch(ctx, s.scope, OpPatchTargetConnection, pathTargetConnections, id, etag, ops)
 	if err != nil {
 		return Ref{}, fmt.Errorf("patch target connection %s: %w", id, err)
 	}
@@ -273,19 +273,19 @@ func (c *Client) PatchTargetConnection(ctx context.Context, s Scope, id, etag st
 }
 
 // DeleteTargetConnection deletes a target connection (404 → IsNotFound).
-func (c *Client) DeleteTargetConnection(ctx context.Context, s Scope, id string) error {
+func (s *Session) DeleteTargetConnection(ctx context.Context, id string) error {
 	if err := requireID("delete target connection", id); err != nil {
 		return err
 	}
-	if err := c.delete(ctx, s, OpDeleteTargetConnection, pathTargetConnections, id); err != nil {
+	if err := s.c.delete(ctx, s.scope, OpDeleteTargetConnection, pathTargetConnections, id); err != nil {
 		return fmt.Errorf("delete target connection %s: %w", id, err)
 	}
 	return nil
 }
 
 // CreateFlow creates a dataflow (POST /flows).
-func (c *Client) CreateFlow(ctx context.Context, s Scope, in FlowInput) (Ref, error) {
-	ref, err := c.create(ctx, s, OpCreateFlow, pathFlows, in)
+func (s *Session) CreateFlow(ctx context.Context, in FlowInput) (Ref, error) {
+	ref, err := s.c.create(ctx, s.scope, OpCreateFlow, pathFlows, in)
 	if err != nil {
 		return Ref{}, fmt.Errorf("create dataflow %q: %w", in.Name, err)
 	}
@@ -293,11 +293,11 @@ func (c *Client) CreateFlow(ctx context.Context, s Scope, in FlowInput) (Ref, er
 }
 
 // GetFlow reads a dataflow, including its state and inlet URL.
-func (c *Client) GetFlow(ctx context.Context, s Scope, id string) (*Flow, error) {
+func (s *Session) GetFlow(ctx context.Context, id string) (*Flow, error) {
 	if err := requireID("get dataflow", id); err != nil {
 		return nil, err
 	}
-	f, err := getByID[Flow](ctx, c, s, OpGetFlow, pathFlows, id)
+	f, err := getByID[Flow](ctx, s.c, s.scope, OpGetFlow, pathFlows, id)
 	if err != nil {
 		return nil, fmt.Errorf("get dataflow %s: %w", id, err)
 	}
@@ -306,8 +306,8 @@ func (c *Client) GetFlow(ctx context.Context, s Scope, id string) (*Flow, error)
 
 // ListFlows lists dataflows matching the property filters, e.g.
 // "name==capillary-orders" or "sourceConnectionIds[]=={id}".
-func (c *Client) ListFlows(ctx context.Context, s Scope, properties ...string) ([]Flow, error) {
-	out, err := list[Flow](ctx, c, s, OpListFlows, pathFlows, properties)
+func (s *Session) ListFlows(ctx context.Context, properties ...string) ([]Flow, error) {
+	out, err := list[Flow](ctx, s.c, s.scope, OpListFlows, pathFlows, properties)
 	if err != nil {
 		return nil, fmt.Errorf("list dataflows: %w", err)
 	}
@@ -315,11 +315,11 @@ func (c *Client) ListFlows(ctx context.Context, s Scope, properties ...string) (
 }
 
 // PatchFlow applies JSON Patch operations to a dataflow, guarded by the etag.
-func (c *Client) PatchFlow(ctx context.Context, s Scope, id, etag string, ops []PatchOp) (Ref, error) {
+func (s *Session) PatchFlow(ctx context.Context, id, etag string, ops []PatchOp) (Ref, error) {
 	if err := requireID("patch dataflow", id); err != nil {
 		return Ref{}, err
 	}
-	ref, err := c.patch(ctx, s, OpPatchFlow, pathFlows, id, etag, ops)
+	ref, err := s.c.patch(ctx, s.scope, OpPatchFlow, pathFlows, id, etag, ops)
 	if err != nil {
 		return Ref{}, fmt.Errorf("patch dataflow %s: %w", id, err)
 	}
@@ -327,18 +327,18 @@ func (c *Client) PatchFlow(ctx context.Context, s Scope, id, etag string, ops []
 }
 
 // DeleteFlow deletes a dataflow (404 → IsNotFound).
-func (c *Client) DeleteFlow(ctx context.Context, s Scope, id string) error {
+func (s *Session) DeleteFlow(ctx context.Context, id string) error {
 	if err := requireID("delete dataflow", id); err != nil {
 		return err
 	}
-	if err := c.delete(ctx, s, OpDeleteFlow, pathFlows, id); err != nil {
+	if err := s.c.delete(ctx, s.scope, OpDeleteFlow, pathFlows, id); err != nil {
 		return fmt.Errorf("delete dataflow %s: %w", id, err)
 	}
 	return nil
 }
 
 // FlowAction enables or disables a dataflow (POST /flows/{id}/action?op=...).
-func (c *Client) FlowAction(ctx context.Context, s Scope, id string, action Action) (Ref, error) {
+func (s *Session) FlowAction(ctx context.Context, id string, action Action) (Ref, error) {
 	if err := requireID("dataflow action", id); err != nil {
 		return Ref{}, err
 	}
@@ -347,7 +347,7 @@ func (c *Client) FlowAction(ctx context.Context, s Scope, id string, action Acti
 	}
 	var ref Ref
 	// Enabling an enabled flow changes nothing, so the action may be retried.
-	err := c.do(ctx, s, call{op: OpFlowAction, api: FlowServicePath, method: http.MethodPost,
+	err := s.c.do(ctx, s.scope, call{op: OpFlowAction, api: FlowServicePath, method: http.MethodPost,
 		path: item(pathFlows, id) + "/action", query: url.Values{"op": {string(action)}}, idempotent: true}, &ref)
 	if err != nil {
 		return Ref{}, fmt.Errorf("%s dataflow %s: %w", action, id, err)
@@ -356,21 +356,21 @@ func (c *Client) FlowAction(ctx context.Context, s Scope, id string, action Acti
 }
 
 // CreateMappingSet creates a Data Prep mapping set (POST /mappingSets).
-func (c *Client) CreateMappingSet(ctx context.Context, s Scope, in MappingSet) (MappingSetRef, error) {
+func (s *Session) CreateMappingSet(ctx context.Context, in MappingSet) (MappingSetRef, error) {
 	var ref MappingSetRef
-	if err := c.do(ctx, s, call{op: OpCreateMappingSet, api: DataPrepPath, method: http.MethodPost, path: pathMappingSets, body: in}, &ref); err != nil {
+	if err := s.c.do(ctx, s.scope, call{op: OpCreateMappingSet, api: DataPrepPath, method: http.MethodPost, path: pathMappingSets, body: in}, &ref); err != nil {
 		return MappingSetRef{}, fmt.Errorf("create mapping set: %w", err)
 	}
 	return ref, nil
 }
 
 // GetMappingSet reads the latest version of a mapping set.
-func (c *Client) GetMappingSet(ctx context.Context, s Scope, id string) (*MappingSet, error) {
+func (s *Session) GetMappingSet(ctx context.Context, id string) (*MappingSet, error) {
 	if err := requireID("get mapping set", id); err != nil {
 		return nil, err
 	}
 	var ms MappingSet
-	if err := c.do(ctx, s, call{op: OpGetMappingSet, api: DataPrepPath, method: http.MethodGet, path: item(pathMappingSets, id), idempotent: true}, &ms); err != nil {
+	if err := s.c.do(ctx, s.scope, call{op: OpGetMappingSet, api: DataPrepPath, method: http.MethodGet, path: item(pathMappingSets, id), idempotent: true}, &ms); err != nil {
 		return nil, fmt.Errorf("get mapping set %s: %w", id, err)
 	}
 	return &ms, nil
@@ -378,12 +378,12 @@ func (c *Client) GetMappingSet(ctx context.Context, s Scope, id string) (*Mappin
 
 // UpdateMappingSet replaces a mapping set's content (PUT /mappingSets/{id});
 // Data Prep answers with the new version.
-func (c *Client) UpdateMappingSet(ctx context.Context, s Scope, id string, in MappingSet) (*MappingSet, error) {
+func (s *Session) UpdateMappingSet(ctx context.Context, id string, in MappingSet) (*MappingSet, error) {
 	if err := requireID("update mapping set", id); err != nil {
 		return nil, err
 	}
 	var ms MappingSet
-	if err := c.do(ctx, s, call{op: OpUpdateMappingSet, api: DataPrepPath, method: http.MethodPut, path: item(pathMappingSets, id), body: in, idempotent: true}, &ms); err != nil {
+	if err := s.c.do(ctx, s.scope, call{op: OpUpdateMappingSet, api: DataPrepPath, method: http.MethodPut, path: item(pathMappingSets, id), body: in, idempotent: true}, &ms); err != nil {
 		return nil, fmt.Errorf("update mapping set %s: %w", id, err)
 	}
 	return &ms, nil

@@ -11,6 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -110,7 +111,8 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 
 	// 4: After transient failures, wait out the backoff recorded in status,
-	// so a restart of the operator does not reset it.
+	// so a restart of the operator does not reset it; a spec change does.
+	s.forgetFailuresOfOlderSpec()
 	if wait := s.backoffRemaining(r.backoff); wait > 0 {
 		log.V(1).Info("backing off after transient failures", "failures", cs.Status.Failures, "wait", wait)
 		return ctrl.Result{RequeueAfter: wait}, nil
@@ -205,16 +207,21 @@ func (r *CapillarySourceReconciler) retryDelay(n int32) time.Duration {
 // retryJitter is the ± fraction applied to the backoff.
 const retryJitter = 0.2
 
-// backoff is the un-jittered delay after n transient failures.
+// backoff is the un-jittered delay after n transient failures: the n-th
+// step of a wait.Backoff from RetryBaseDelay, doubling, capped at RetryMaxDelay.
 func (r *CapillarySourceReconciler) backoff(n int32) time.Duration {
 	if n <= 0 {
 		return 0
 	}
-	d := r.RetryBaseDelay
-	for i := int32(1); i < n && d < r.RetryMaxDelay; i++ {
-		d *= 2
+	b := wait.Backoff{Duration: r.RetryBaseDelay, Factor: 2, Cap: r.RetryMaxDelay, Steps: int(n)}
+	d := b.Step()
+	for i := int32(1); i < n; i++ {
+		if b.Steps == 0 {
+			return b.Duration // capped: every later delay is the cap
+		}
+		d = b.Step()
 	}
-	return min(d, r.RetryMaxDelay)
+	return d
 }
 
 // resyncInterval is when a Ready resource is next checked: the flag or the

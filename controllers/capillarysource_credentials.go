@@ -30,11 +30,11 @@ func (r *CapillarySourceReconciler) credentials(ctx context.Context, cs *v1alpha
 	if err != nil {
 		return Credentials{}, err
 	}
-	secretValue, err := secretValue(secret, where, ref.ClientSecretKey)
+	clientSecret, err := secretValue(secret, where, ref.ClientSecretKey)
 	if err != nil {
 		return Credentials{}, err
 	}
-	return Credentials{ClientID: id, ClientSecret: secretValue, OrgID: cs.Spec.OrgID, SandboxName: cs.Spec.SandboxName}, nil
+	return Credentials{ClientID: id, ClientSecret: clientSecret, OrgID: cs.Spec.OrgID, SandboxName: cs.Spec.SandboxName}, nil
 }
 
 func secretValue(secret *corev1.Secret, where, key string) (string, error) {

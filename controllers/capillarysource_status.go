@@ -86,9 +86,19 @@ func (s *scope) reconcileRequested() (string, bool) {
 	return token, ok && token != s.cs.Status.LastHandledReconcileAt
 }
 
+// forgetFailuresOfOlderSpec resets the failure count when it was counted
+// against an older generation (the Reconciling condition says which): a
+// spec change starts afresh.
+func (s *scope) forgetFailuresOfOlderSpec() {
+	rc := meta.FindStatusCondition(s.cs.Status.Conditions, v1alpha1.ConditionReconciling)
+	if s.cs.Status.Failures > 0 && (rc == nil || rc.ObservedGeneration != s.cs.Generation) {
+		s.cs.Status.Failures = 0
+		s.cs.Status.LastFailureTime = nil
+	}
+}
+
 // backoffRemaining is how long to wait before retrying after transient
-// failures. A spec change (the Reconciling condition was written for an older
-// generation) or a manual trigger skips the wait.
+// failures. A manual trigger skips the wait.
 func (s *scope) backoffRemaining(delay func(int32) time.Duration) time.Duration {
 	st := s.cs.Status
 	if st.Failures == 0 || st.LastFailureTime == nil {
@@ -97,21 +107,10 @@ func (s *scope) backoffRemaining(delay func(int32) time.Duration) time.Duration 
 	if _, requested := s.reconcileRequested(); requested {
 		return 0
 	}
-	rc := meta.FindStatusCondition(st.Conditions, v1alpha1.ConditionReconciling)
-	if rc == nil || rc.ObservedGeneration != s.cs.Generation {
-		// The failures were counted against an older spec: start afresh.
-		s.cs.Status.Failures = 0
-		s.cs.Status.LastFailureTime = nil
-		return 0
-	}
 	// Measured with the shortest jittered delay, so the requeue that finish
 	// scheduled is never turned away here.
 	least := time.Duration(float64(delay(st.Failures)) * (1 - retryJitter))
-	wait := st.LastFailureTime.Add(least).Sub(s.now)
-	if wait <= 0 {
-		return 0
-	}
-	return wait
+	return max(st.LastFailureTime.Add(least).Sub(s.now), 0)
 }
 
 // saveProgress writes status now, mid-chain, so an ID Adobe just returned is

@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/util/wait"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -241,10 +242,13 @@ func TestSecretLateAndRotated(t *testing.T) {
 	suite.WaitFor(t, cs, "Ready after rotation", localenvtest.IsReady)
 }
 
-// Bad credentials stall the resource without a hot loop: token requests stay
-// bounded while nothing changes.
+// Bad credentials stall the resource without a hot loop: while nothing
+// changes, token requests follow the stalled-retry schedule. The interval is
+// short here so that the operator does retry within the window (proof that
+// it had the chance to act), and the count is bounded by the schedule.
 func TestBadCredentialsStallWithoutHotLoop(t *testing.T) {
-	startOperator(t, fastRetries)
+	const stalledRetry = 500 * time.Millisecond
+	startOperator(t, fastRetries, func(o *manager.Options) { o.StalledRetryInterval = stalledRetry })
 	ns := newNamespace(t)
 	suite.CreateSecret(t, ns, "bad", "unknown-client", "nope")
 	cs := localenvtest.NewSource(ns, "bad-creds")
@@ -252,9 +256,19 @@ func TestBadCredentialsStallWithoutHotLoop(t *testing.T) {
 	suite.Env.Emulator.ResetCalls()
 	suite.Create(t, cs)
 	got := suite.WaitFor(t, cs, "stalled", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
-	time.Sleep(3 * time.Second)
-	if n := suite.Env.Emulator.Calls().Client("unknown-client"); n > 2 {
-		t.Errorf("%d IMS requests for a refused credential within seconds, want at most 2 (no hot loop)", n)
+
+	before, start := suite.Env.Emulator.Calls().Client("unknown-client"), time.Now()
+	// Wait until the operator retried at least twice on its own.
+	if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		return suite.Env.Emulator.Calls().Client("unknown-client") >= before+2, nil
+	}); err != nil {
+		t.Fatalf("the operator did not retry the stalled source within 30s (%d IMS requests): %v", suite.Env.Emulator.Calls().Client("unknown-client")-before, err)
+	}
+	window := time.Since(start)
+	retries := suite.Env.Emulator.Calls().Client("unknown-client") - before
+	// At most one retry per stalled interval, jittered -10%, plus one in flight.
+	if most := int(window/(stalledRetry*9/10)) + 1; retries > most {
+		t.Errorf("%d IMS requests in %v for a refused credential, want at most %d (one per stalled-retry interval)", retries, window, most)
 	}
 	ready := meta.FindStatusCondition(got.Status.Conditions, v1alpha1.ConditionReady)
 	if ready.Status != "False" || ready.Reason != v1alpha1.ReasonInvalidCredentials {

@@ -147,14 +147,15 @@ func stalledBounds() [2]time.Duration {
 	return [2]time.Duration{lo, hi}
 }
 
-// Retry bounds after n failures: the backoff ±20%.
+// retryBounds is the requeue window after n failures in a row: the
+// documented schedule (2s doubling per failure, capped at 5m, unitBase and
+// unitMax) ±20% jitter, written out rather than computed like the code.
 func retryBounds(n int) (time.Duration, time.Duration) {
-	d := unitBase
-	for i := 1; i < n && d < unitMax; i++ {
-		d *= 2
+	backoff := map[int]time.Duration{1: 2 * time.Second, 2: 4 * time.Second, 3: 8 * time.Second, 41: unitMax}[n]
+	if backoff == 0 {
+		panic(fmt.Sprintf("retryBounds: no schedule entry for %d failures", n))
 	}
-	d = min(d, unitMax)
-	return time.Duration(float64(d) * 0.8), time.Duration(float64(d) * 1.2)
+	return time.Duration(float64(backoff) * 0.8), time.Duration(float64(backoff) * 1.2)
 }
 
 func TestUnitReconcileFirstPass(t *testing.T) {

@@ -268,7 +268,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	tokens := ims.NewCache(ims.WithHTTPClient(httpClient), ims.WithTimeout(o.AdobeTimeout)).Source(o.IMSURL, splitList(o.IMSScopes)...)
 	retry := flowservice.DefaultRetryPolicy
 	retry.MaxAttempts = max(o.AdobeMaxAttempts, 1)
-	fs, err := flowservice.New(
+	platform, err := flowservice.New(
 		flowservice.WithBaseURL(o.PlatformURL),
 		flowservice.WithHTTPClient(httpClient),
 		flowservice.WithTokenSource(tokens),
@@ -283,7 +283,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Client:                  mgr.GetClient(),
 		APIReader:               mgr.GetAPIReader(),
 		Recorder:                mgr.GetEventRecorder("capillary-operator"),
-		Adobe:                   controllers.FlowServiceConnector{Client: fs, Tokens: tokens},
+		Adobe:                   controllers.FlowServiceConnector{Client: platform, Tokens: tokens},
 		ResyncInterval:          o.ResyncInterval,
 		StalledRetryInterval:    o.StalledRetryInterval,
 		RetryBaseDelay:          o.RetryBaseDelay,

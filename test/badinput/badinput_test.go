@@ -124,9 +124,9 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			// Permissions are granted in Adobe, not here: the way out of a
-			// resource that cannot clean up is deletionPolicy: Orphan.
-			deleteBlocked: true,
+			// Every call was refused, so nothing was ever created: the
+			// resource goes without asking Adobe (issue 11, defect 5).
+			deleteBlocked: false,
 		},
 		{
 			name: "unknown connection spec (404)",

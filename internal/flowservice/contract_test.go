@@ -129,10 +129,6 @@ func TestContract(t *testing.T) {
 		}},
 		{OpGetSourceConnection, func() error { _, err := c.Session(s).GetSourceConnection(ctx, id); return err }},
 		{OpListSourceConnections, func() error { _, err := c.Session(s).ListSourceConnections(ctx, "name==capillary-orders"); return err }},
-		{OpPatchSourceConnection, func() error {
-			_, err := c.Session(s).PatchSourceConnection(ctx, id, testETag, []PatchOp{{Op: PatchReplace, Path: "/description", Value: "new"}})
-			return err
-		}},
 		{OpCreateTargetConnection, func() error {
 			_, err := c.Session(s).CreateTargetConnection(ctx, TargetConnectionInput{
 				Name: "capillary-orders", Description: "Capillary Target Connection",
@@ -144,10 +140,6 @@ func TestContract(t *testing.T) {
 		}},
 		{OpGetTargetConnection, func() error { _, err := c.Session(s).GetTargetConnection(ctx, id); return err }},
 		{OpListTargetConnections, func() error { _, err := c.Session(s).ListTargetConnections(ctx, "name==capillary-orders"); return err }},
-		{OpPatchTargetConnection, func() error {
-			_, err := c.Session(s).PatchTargetConnection(ctx, id, testETag, []PatchOp{{Op: PatchReplace, Path: "/name", Value: "renamed"}})
-			return err
-		}},
 		{OpCreateMappingSet, func() error {
 			ref, err := c.Session(s).CreateMappingSet(ctx, mappings)
 			if err == nil && ref.ID == "" {

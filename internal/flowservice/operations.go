@@ -16,12 +16,10 @@ const (
 	OpCreateSourceConnection = "create_source_connection"
 	OpGetSourceConnection    = "get_source_connection"
 	OpListSourceConnections  = "list_source_connections"
-	OpPatchSourceConnection  = "patch_source_connection"
 	OpDeleteSourceConnection = "delete_source_connection"
 	OpCreateTargetConnection = "create_target_connection"
 	OpGetTargetConnection    = "get_target_connection"
 	OpListTargetConnections  = "list_target_connections"
-	OpPatchTargetConnection  = "patch_target_connection"
 	OpDeleteTargetConnection = "delete_target_connection"
 	OpCreateFlow             = "create_flow"
 	OpGetFlow                = "get_flow"
@@ -205,19 +203,6 @@ func (s *Session) ListSourceConnections(ctx context.Context, properties ...strin
 	return out, nil
 }
 
-// PatchSourceConnection applies JSON Patch operations, guarded by the etag
-// exactly as Adobe returned it (quotes included).
-func (s *Session) PatchSourceConnection(ctx context.Context, id, etag string, ops []PatchOp) (Ref, error) {
-	if err := requireID("patch source connection", id); err != nil {
-		return Ref{}, err
-	}
-	ref, err := s.c.patch(ctx, s.scope, OpPatchSourceConnection, pathSourceConnections, id, etag, ops)
-	if err != nil {
-		return Ref{}, fmt.Errorf("patch source connection %s: %w", id, err)
-	}
-	return ref, nil
-}
-
 // DeleteSourceConnection deletes a source connection. A 404 is returned as
 // an error (IsNotFound) for the caller to treat as already gone.
 func (s *Session) DeleteSourceConnection(ctx context.Context, id string) error {
@@ -258,18 +243,6 @@ func (s *Session) ListTargetConnections(ctx context.Context, properties ...strin
 		return nil, fmt.Errorf("list target connections: %w", err)
 	}
 	return out, nil
-}
-
-// PatchTargetConnection applies JSON Patch operations, guarded by the etag.
-func (s *Session) PatchTargetConnection(ctx context.Context, id, etag string, ops []PatchOp) (Ref, error) {
-	if err := requireID("patch target connection", id); err != nil {
-		return Ref{}, err
-	}
-	ref, err := s.c.patch(ctx, s.scope, OpPatchTargetConnection, pathTargetConnections, id, etag, ops)
-	if err != nil {
-		return Ref{}, fmt.Errorf("patch target connection %s: %w", id, err)
-	}
-	return ref, nil
 }
 
 // DeleteTargetConnection deletes a target connection (404 → IsNotFound).

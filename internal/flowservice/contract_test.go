@@ -58,6 +58,10 @@ func adobeLike(w http.ResponseWriter, r *http.Request) {
 			"options":{"errorDiagnosticsEnabled":true,"inletUrl":"`+testInlet+`"},
 			"transformations":[{"name":"Mapping","params":{"mappingVersion":0,"mappingId":"bf5286a9c1ad4266baca76ba3adc9366"}}],
 			"lastOperation":{"started":0,"updated":0,"operation":"enable"}}]}`)
+	case strings.HasPrefix(fs, "/connections"):
+		writeJSON(w, 200, `{"items":[{"id":"70383d02-2777-4be7-a309-9dd6eea1b46d","name":"capillary-orders-base","state":"enabled",
+			"etag":"\"d64c8298-add4-4667-9a49-28195b2e2a84\"","connectionSpec":{"id":"`+capillarySpecID+`","version":"1.0"},
+			"auth":{"specName":"OAuth2 Client Credential","params":{"clientId":"abc","clientSecret":"***"}}}]}`)
 	case strings.HasPrefix(fs, "/sourceConnections"):
 		writeJSON(w, 200, `{"items":[{"id":"246d052c-da4a-494a-937f-a0d17b1c6cf5","name":"capillary-orders","state":"enabled",
 			"etag":"\"712a8c08-fda7-41c2-984b-187f823293d8\"","connectionSpec":{"id":"`+capillarySpecID+`","version":"1.0"},"data":{"format":"json"},"createdAt":1670276871555}]}`)
@@ -113,6 +117,27 @@ func TestContract(t *testing.T) {
 		}},
 		{OpListFlowSpecs, func() error {
 			_, err := c.Session(s).ListFlowSpecs(ctx, "sourceConnectionSpecIds[]=="+capillarySpecID)
+			return err
+		}},
+		{OpCreateConnection, func() error {
+			_, err := c.Session(s).CreateConnection(ctx, ConnectionInput{
+				Name: "capillary-orders-base", Description: "Capillary base connection",
+				Auth:           Auth{SpecName: "OAuth2 Client Credential", Params: map[string]any{"clientId": "abc", "clientSecret": "xyz"}},
+				ConnectionSpec: SpecRef{ID: capillarySpecID, Version: DefaultSpecVersion},
+			})
+			return err
+		}},
+		{OpGetConnection, func() error {
+			conn, err := c.Session(s).GetConnection(ctx, "70383d02-2777-4be7-a309-9dd6eea1b46d")
+			if err == nil && (conn.Auth == nil || conn.Auth.SpecName != "OAuth2 Client Credential") {
+				t.Errorf("base connection decoded as %+v", conn)
+			}
+			return err
+		}},
+		{OpListConnections, func() error { _, err := c.Session(s).ListConnections(ctx, "name==capillary-orders-base"); return err }},
+		{OpPatchConnection, func() error {
+			_, err := c.Session(s).PatchConnection(ctx, "70383d02-2777-4be7-a309-9dd6eea1b46d", testETag,
+				[]PatchOp{{Op: PatchReplace, Path: "/auth/params/clientSecret", Value: "new"}})
 			return err
 		}},
 		{OpCreateSourceConnection, func() error {
@@ -191,6 +216,7 @@ func TestContract(t *testing.T) {
 		{OpDeleteFlow, func() error { return c.Session(s).DeleteFlow(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a") }},
 		{OpDeleteSourceConnection, func() error { return c.Session(s).DeleteSourceConnection(ctx, id) }},
 		{OpDeleteTargetConnection, func() error { return c.Session(s).DeleteTargetConnection(ctx, "7c96c827-3ffd-460c-a573-e9558f72f263") }},
+		{OpDeleteConnection, func() error { return c.Session(s).DeleteConnection(ctx, "70383d02-2777-4be7-a309-9dd6eea1b46d") }},
 	}
 	for _, o := range ops {
 		if err := o.run(); err != nil {

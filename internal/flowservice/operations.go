@@ -11,6 +11,11 @@ import (
 // Operation names, the `operation` label of the client's metrics and logs.
 const (
 	OpGetConnectionSpec      = "get_connection_spec"
+	OpCreateConnection       = "create_connection"
+	OpGetConnection          = "get_connection"
+	OpListConnections        = "list_connections"
+	OpPatchConnection        = "patch_connection"
+	OpDeleteConnection       = "delete_connection"
 	OpGetFlowSpec            = "get_flow_spec"
 	OpListFlowSpecs          = "list_flow_specs"
 	OpCreateSourceConnection = "create_source_connection"
@@ -36,6 +41,7 @@ const (
 const (
 	pathConnectionSpecs   = "/connectionSpecs"
 	pathFlowSpecs         = "/flowSpecs"
+	pathConnections       = "/connections"
 	pathSourceConnections = "/sourceConnections"
 	pathTargetConnections = "/targetConnections"
 	pathFlows             = "/flows"
@@ -170,6 +176,59 @@ func (s *Session) ListFlowSpecs(ctx context.Context, properties ...string) ([]Fl
 		return nil, fmt.Errorf("list flow specs: %w", err)
 	}
 	return specs, nil
+}
+
+// CreateConnection creates a base connection (POST /connections).
+func (s *Session) CreateConnection(ctx context.Context, in ConnectionInput) (Ref, error) {
+	ref, err := s.c.create(ctx, s.scope, OpCreateConnection, pathConnections, in)
+	if err != nil {
+		return Ref{}, fmt.Errorf("create base connection: %w", err)
+	}
+	return ref, nil
+}
+
+// GetConnection reads a base connection (GET /connections/{id}).
+func (s *Session) GetConnection(ctx context.Context, id string) (*Connection, error) {
+	if err := requireID("get base connection", id); err != nil {
+		return nil, err
+	}
+	conn, err := getByID[Connection](ctx, s.c, s.scope, OpGetConnection, pathConnections, id)
+	if err != nil {
+		return nil, fmt.Errorf("get base connection %s: %w", id, err)
+	}
+	return conn, nil
+}
+
+// ListConnections lists base connections matching the property filters.
+func (s *Session) ListConnections(ctx context.Context, properties ...string) ([]Connection, error) {
+	out, err := list[Connection](ctx, s.c, s.scope, OpListConnections, pathConnections, properties)
+	if err != nil {
+		return nil, fmt.Errorf("list base connections: %w", err)
+	}
+	return out, nil
+}
+
+// PatchConnection applies a JSON Patch to a base connection, guarded by If-Match.
+func (s *Session) PatchConnection(ctx context.Context, id, etag string, ops []PatchOp) (Ref, error) {
+	if err := requireID("patch base connection", id); err != nil {
+		return Ref{}, err
+	}
+	ref, err := s.c.patch(ctx, s.scope, OpPatchConnection, pathConnections, id, etag, ops)
+	if err != nil {
+		return Ref{}, fmt.Errorf("patch base connection %s: %w", id, err)
+	}
+	return ref, nil
+}
+
+// DeleteConnection deletes a base connection (DELETE /connections/{id}).
+func (s *Session) DeleteConnection(ctx context.Context, id string) error {
+	if err := requireID("delete base connection", id); err != nil {
+		return err
+	}
+	if err := s.c.delete(ctx, s.scope, OpDeleteConnection, pathConnections, id); err != nil {
+		return fmt.Errorf("delete base connection %s: %w", id, err)
+	}
+	return nil
 }
 
 // CreateSourceConnection creates a source connection (POST /sourceConnections).

@@ -59,6 +59,11 @@ func (s *Session) FlowSpecFor(ctx context.Context, connectionSpecID string) (*Fl
 	return nil, &Error{StatusCode: http.StatusNotFound, Title: "no flow spec lists connection spec " + connectionSpecID}
 }
 
+// FindConnection is the base connection named name, or nil.
+func (s *Session) FindConnection(ctx context.Context, name string) (*Connection, error) {
+	return first(s.ListConnections(ctx, byName(name)))
+}
+
 // FindSourceConnection is the source connection named name, or nil.
 func (s *Session) FindSourceConnection(ctx context.Context, name string) (*SourceConnection, error) {
 	return first(s.ListSourceConnections(ctx, byName(name)))

@@ -100,6 +100,9 @@ type SourceSpec struct {
 // SourceSpecAttributes wraps the UI attributes.
 type SourceSpecAttributes struct {
 	UIAttributes UIAttributes `json:"uiAttributes"`
+	// AuthRequired says whether the source's inlet requires authentication
+	// (Streaming SDK specs, sources-sdk/streaming); nil when not said.
+	AuthRequired *bool `json:"authRequired,omitempty"`
 }
 
 // UIAttributes are what the sources catalogue shows; Label is how a
@@ -121,6 +124,35 @@ type FlowSpec struct {
 	Version                 string   `json:"version,omitempty"`
 	SourceConnectionSpecIDs []string `json:"sourceConnectionSpecIds,omitempty"`
 	TargetConnectionSpecIDs []string `json:"targetConnectionSpecIds,omitempty"`
+	// OptionSpec is the JSON schema of the dataflow options the flow spec
+	// offers (GenericStreamingAEP: error diagnostics, partial ingestion).
+	OptionSpec json.RawMessage `json:"optionSpec,omitempty"`
+}
+
+// ConnectionInput is the body of POST /connections: a base connection.
+type ConnectionInput struct {
+	Name           string  `json:"name"`
+	Description    string  `json:"description,omitempty"`
+	Auth           Auth    `json:"auth"`
+	ConnectionSpec SpecRef `json:"connectionSpec"`
+}
+
+// Auth names the authSpec a base connection follows and carries its params.
+type Auth struct {
+	SpecName string         `json:"specName"`
+	Params   map[string]any `json:"params"`
+}
+
+// Connection is a base connection as Adobe reports it. Adobe masks secret
+// params in answers, so Params never says what was sent.
+type Connection struct {
+	ID             string  `json:"id"`
+	Name           string  `json:"name,omitempty"`
+	Description    string  `json:"description,omitempty"`
+	Auth           *Auth   `json:"auth,omitempty"`
+	ConnectionSpec SpecRef `json:"connectionSpec"`
+	State          string  `json:"state,omitempty"`
+	ETag           string  `json:"etag,omitempty"`
 }
 
 // SourceConnectionInput is the body of POST /sourceConnections.
@@ -209,6 +241,9 @@ type FlowInput struct {
 	SourceConnectionIDs []string         `json:"sourceConnectionIds"`
 	TargetConnectionIDs []string         `json:"targetConnectionIds"`
 	Transformations     []Transformation `json:"transformations,omitempty"`
+	// Options are sent as the flow spec's optionSpec describes them
+	// (flow-service.yaml's create-flow schema has no options field).
+	Options map[string]any `json:"options,omitempty"`
 }
 
 // Transformation is one step of a dataflow; Name is "Mapping" for Data Prep.
@@ -292,8 +327,9 @@ const (
 
 // FlowOptions carries the streaming endpoint of a Streaming-SDK dataflow.
 type FlowOptions struct {
-	InletURL                string `json:"inletUrl,omitempty"`
-	ErrorDiagnosticsEnabled bool   `json:"errorDiagnosticsEnabled,omitempty"`
+	InletURL                string   `json:"inletUrl,omitempty"`
+	ErrorDiagnosticsEnabled bool     `json:"errorDiagnosticsEnabled,omitempty"`
+	PartialIngestionPercent *float64 `json:"partialIngestionPercent,omitempty"`
 }
 
 // LastOperation is the last state change Adobe applied to a flow.

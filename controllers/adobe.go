@@ -42,6 +42,7 @@ type Adobe interface {
 	GetConnectionSpec(ctx context.Context, id string) (*flowservice.ConnectionSpec, error)
 	FlowSpecFor(ctx context.Context, connectionSpecID string) (*flowservice.FlowSpec, error)
 
+	baseConnectionAPI
 	sourceConnectionAPI
 	targetConnectionAPI
 	mappingSetAPI

@@ -21,6 +21,7 @@ import (
 var chain = []step{
 	{run: (*CapillarySourceReconciler).resolveSpecs},
 	{run: (*CapillarySourceReconciler).adopt},
+	objectStep(newBaseConnection),
 	objectStep(newSourceConnection),
 	objectStep(newTargetConnection),
 	objectStep(newMappingSet),
@@ -77,8 +78,14 @@ type finder interface {
 // optional is a kind the spec may not ask for (no mappings, no mapping set).
 type optional interface {
 	// notWanted clears the object from status and says why, when the spec
-	// does not ask for it.
+	// does not ask for it; no reason: no condition either.
 	notWanted() (string, bool)
+}
+
+// versioned is a kind whose status tells, without a read, that the object
+// is not as declared (its params came from an older Secret).
+type versioned interface {
+	outdated() bool
 }
 
 // observation is what a client found of its object.
@@ -150,7 +157,7 @@ func (r *CapillarySourceReconciler) runChain(ctx context.Context, s *scope) erro
 
 // connect reads the credentials from the Secret and gets a token from IMS.
 func (r *CapillarySourceReconciler) connect(ctx context.Context, s *scope) error {
-	creds, err := r.credentials(ctx, s.cs)
+	creds, err := r.credentials(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -168,7 +175,11 @@ func (r *CapillarySourceReconciler) ensure(ctx context.Context, s *scope, c exte
 	k := c.kind()
 	if o, ok := c.(optional); ok {
 		if msg, skip := o.notWanted(); skip {
-			s.set(k.condition, metav1.ConditionTrue, v1alpha1.ReasonNotApplicable, msg)
+			if msg == "" {
+				s.remove(k.condition)
+			} else {
+				s.set(k.condition, metav1.ConditionTrue, v1alpha1.ReasonNotApplicable, msg)
+			}
 			return nil
 		}
 	}
@@ -210,7 +221,7 @@ func (r *CapillarySourceReconciler) ensure(ctx context.Context, s *scope, c exte
 func (r *CapillarySourceReconciler) observe(ctx context.Context, s *scope, c external) (observation, error) {
 	k := c.kind()
 	if id := *c.id(); id != "" {
-		if !s.checkAll && !k.readOnResync {
+		if v, ok := c.(versioned); !s.checkAll && !k.readOnResync && (!ok || !v.outdated()) {
 			return observation{exists: true, upToDate: true}, nil
 		}
 		obs, err := c.Get(ctx, id)

@@ -15,7 +15,8 @@ import (
 // credentials reads the Adobe credential from the Secret the resource names.
 // The Secret is read straight from the API server: the manager caches only
 // Secrets' metadata, never their data.
-func (r *CapillarySourceReconciler) credentials(ctx context.Context, cs *v1alpha1.CapillarySource) (Credentials, error) {
+func (r *CapillarySourceReconciler) credentials(ctx context.Context, s *scope) (Credentials, error) {
+	cs := s.cs
 	ref := cs.Spec.CredentialsSecretRef
 	where := cs.Namespace + "/" + ref.Name
 	secret := &corev1.Secret{}
@@ -34,6 +35,7 @@ func (r *CapillarySourceReconciler) credentials(ctx context.Context, cs *v1alpha
 	if err != nil {
 		return Credentials{}, err
 	}
+	s.secret = secret
 	return Credentials{ClientID: id, ClientSecret: clientSecret, OrgID: cs.Spec.OrgID, SandboxName: cs.Spec.SandboxName}, nil
 }
 

@@ -17,6 +17,10 @@ import (
 type resolvedSpecs struct {
 	connection *flowservice.ConnectionSpec
 	flow       *flowservice.FlowSpec
+	// auth is the authSpec the base connection follows; nil: no base connection.
+	auth *authMethod
+	// options are the dataflow options the flow spec offers.
+	options *optionSpec
 }
 
 // resolveSpecs checks the connection spec and finds its flow spec. Results
@@ -28,6 +32,7 @@ func (r *CapillarySourceReconciler) resolveSpecs(ctx context.Context, s *scope) 
 	key := specKey{credential: s.credential, org: cs.Spec.OrgID, sandbox: cs.Spec.SandboxName, connectionSpec: cs.Spec.ConnectionSpecID}
 	if got, ok := r.specs.get(key, s.now); ok {
 		s.specs = got
+		s.cs.Status.InletAuthentication = got.inletAuthentication()
 		return nil
 	}
 	// Workers that miss the cache together share one lookup. It runs detached
@@ -52,6 +57,7 @@ func (r *CapillarySourceReconciler) resolveSpecs(ctx context.Context, s *scope) 
 			return res.Err
 		}
 		s.specs = res.Val.(resolvedSpecs)
+		s.cs.Status.InletAuthentication = s.specs.inletAuthentication()
 		return nil
 	}
 }
@@ -70,9 +76,10 @@ func (r *CapillarySourceReconciler) lookUpSpecs(ctx context.Context, cs *v1alpha
 		return resolvedSpecs{}, terminal(v1alpha1.ConditionSourceConnectionReady, v1alpha1.ReasonConnectionSpecNotFound,
 			fmt.Sprintf("connection spec %s (%s) is not a source: check spec.connectionSpecId", conn.ID, conn.Name), nil)
 	}
-	if len(conn.AuthSpec) > 0 {
-		return resolvedSpecs{}, terminal(v1alpha1.ConditionSourceConnectionReady, v1alpha1.ReasonConnectionSpecNotFound,
-			fmt.Sprintf("connection spec %s (%s) needs a base connection with credentials; the Capillary streaming source has none: check spec.connectionSpecId", conn.ID, conn.Name), nil)
+	auth, err := readAuthSpec(conn)
+	if err != nil {
+		return resolvedSpecs{}, terminal(v1alpha1.ConditionSourceConnectionReady, v1alpha1.ReasonAuthSpecUnsupported,
+			err.Error()+": check spec.connectionSpecId, and report the connection spec to the operator's maintainers", nil)
 	}
 	flow, err := adobe.FlowSpecFor(ctx, conn.ID)
 	if err != nil {
@@ -82,7 +89,18 @@ func (r *CapillarySourceReconciler) lookUpSpecs(ctx context.Context, cs *v1alpha
 		}
 		return resolvedSpecs{}, classify(v1alpha1.ConditionDataflowReady, "find the flow spec", err)
 	}
-	return resolvedSpecs{connection: conn, flow: flow}, nil
+	options, err := readOptionSpec(flow)
+	if err != nil {
+		return resolvedSpecs{}, terminal(v1alpha1.ConditionDataflowReady, v1alpha1.ReasonDataflowOptionUnsupported, err.Error(), nil)
+	}
+	return resolvedSpecs{connection: conn, flow: flow, auth: auth, options: options}, nil
+}
+
+func (rs resolvedSpecs) inletAuthentication() v1alpha1.InletAuthentication {
+	if rs.auth == nil {
+		return v1alpha1.InletAuthenticationNone
+	}
+	return rs.auth.inlet
 }
 
 func specVersion(v string) string {

@@ -36,6 +36,8 @@ type scope struct {
 	// adobe is bound to it; both set by connect.
 	credential string
 	adobe      Adobe
+	// secret is the credential's Secret, read by connect; in memory only.
+	secret *corev1.Secret
 	// specs are the connection spec and its flow spec, from resolveSpecs.
 	specs resolvedSpecs
 	// mayExist: objects may exist in Adobe without their IDs in status

@@ -124,10 +124,10 @@ func TestUnitDataflowPatch(t *testing.T) {
 			flow:   flowservice.Flow{Name: "renamed in the UI", Transformations: mappingV(1)},
 			want:   []flowservice.PatchOp{{Op: flowservice.PatchReplace, Path: "/name", Value: name}},
 		},
-		"old mapping version": {
+		"old mapping version: the documented replace of /transformations/0": {
 			source: withMapping(2),
 			flow:   flowservice.Flow{Name: name, Transformations: mappingV(1)},
-			want:   []flowservice.PatchOp{{Path: "/transformations", Value: mappingV(2)}},
+			want:   []flowservice.PatchOp{{Op: flowservice.PatchReplace, Path: "/transformations/0", Value: mappingV(2)[0]}},
 		},
 		"mapping removed out of band": {
 			source: withMapping(1),
@@ -143,8 +143,36 @@ func TestUnitDataflowPatch(t *testing.T) {
 			flow:   flowservice.Flow{Name: "x", Transformations: mappingV(1)},
 			want: []flowservice.PatchOp{
 				{Op: flowservice.PatchReplace, Path: "/name", Value: name},
-				{Path: "/transformations", Value: mappingV(2)},
+				{Op: flowservice.PatchReplace, Path: "/transformations/0", Value: mappingV(2)[0]},
 			},
+		},
+		"error diagnostics turned on": {
+			source: func(cs *v1alpha1.CapillarySource) {
+				cs.Spec.Dataflow = &v1alpha1.DataflowOptions{ErrorDiagnosticsEnabled: true}
+			},
+			flow: flowservice.Flow{Name: name},
+			want: []flowservice.PatchOp{{Op: flowservice.PatchAdd, Path: "/options/errorDiagnosticsEnabled", Value: true}},
+		},
+		"partial ingestion set": {
+			source: func(cs *v1alpha1.CapillarySource) {
+				cs.Spec.Dataflow = &v1alpha1.DataflowOptions{PartialIngestionPercent: ptr[int32](5)}
+			},
+			flow: flowservice.Flow{Name: name},
+			want: []flowservice.PatchOp{{Op: flowservice.PatchAdd, Path: "/options/partialIngestionPercent", Value: int32(5)}},
+		},
+		"partial ingestion as set": {
+			source: func(cs *v1alpha1.CapillarySource) {
+				cs.Spec.Dataflow = &v1alpha1.DataflowOptions{PartialIngestionPercent: ptr[int32](5)}
+			},
+			flow: flowservice.Flow{Name: name, Options: flowservice.FlowOptions{PartialIngestionPercent: ptr(5.0)}},
+		},
+		"partial ingestion dropped from the spec": {
+			source: func(cs *v1alpha1.CapillarySource) { cs.Spec.Dataflow = &v1alpha1.DataflowOptions{} },
+			flow:   flowservice.Flow{Name: name, Options: flowservice.FlowOptions{PartialIngestionPercent: ptr(5.0)}},
+			want:   []flowservice.PatchOp{{Op: flowservice.PatchRemove, Path: "/options/partialIngestionPercent"}},
+		},
+		"no spec.dataflow leaves the options alone": {
+			flow: flowservice.Flow{Name: name, Options: flowservice.FlowOptions{ErrorDiagnosticsEnabled: true, PartialIngestionPercent: ptr(5.0)}},
 		},
 		"adopted flow keeps its name": {
 			source: func(cs *v1alpha1.CapillarySource) {

@@ -73,8 +73,18 @@ func (c *dataflow) observed(flow *flowservice.Flow) observation {
 	}
 }
 
+// options checks spec.dataflow against the flow spec before anything else:
+// an option the flow spec does not offer is a clear condition, not a 400.
+func (c *dataflow) options() (map[string]any, error) {
+	return dataflowOptions(c.s.cs, c.s.specs.options, c.s.specs.flow.ID)
+}
+
 func (c *dataflow) Create(ctx context.Context) (observation, error) {
 	cs, spec := c.s.cs, c.s.specs.flow
+	options, err := c.options()
+	if err != nil {
+		return observation{}, err
+	}
 	ref, err := c.s.adobe.CreateFlow(ctx, flowservice.FlowInput{
 		Name:                adobeName(cs, kindDataflow),
 		Description:         description(cs),
@@ -82,6 +92,7 @@ func (c *dataflow) Create(ctx context.Context) (observation, error) {
 		SourceConnectionIDs: []string{cs.Status.SourceConnectionID},
 		TargetConnectionIDs: []string{cs.Status.TargetConnectionID},
 		Transformations:     transformations(cs),
+		Options:             options,
 	})
 	if err != nil {
 		return observation{}, err
@@ -100,6 +111,9 @@ func (c *dataflow) Create(ctx context.Context) (observation, error) {
 // enables or disables it per spec.suspend.
 func (c *dataflow) Update(ctx context.Context) error {
 	cs, flow := c.s.cs, c.flow
+	if _, err := c.options(); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		ops := dataflowPatch(cs, flow)
 		if len(ops) == 0 {
@@ -111,6 +125,7 @@ func (c *dataflow) Update(ctx context.Context) error {
 			driftCorrections.WithLabelValues(kindDataflow).Inc()
 			flow.Name = desiredFlowName(cs, flow)
 			flow.Transformations = transformations(cs)
+			flow.Options = desiredFlowOptions(cs, flow.Options)
 			break
 		}
 		if !flowservice.IsPreconditionFailed(err) || attempt == maxPatchAttempts {
@@ -190,15 +205,57 @@ func dataflowPatch(cs *v1alpha1.CapillarySource, flow *flowservice.Flow) []flows
 		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchReplace, Path: "/name", Value: want})
 	}
 	want := transformations(cs)
-	if !slices.Equal(flow.Transformations, want) {
+	switch {
+	case slices.Equal(flow.Transformations, want):
+	case len(want) == 1 && len(flow.Transformations) == 1:
+		// The documented form (sources/tutorials/api/update-dataflows.md).
+		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchReplace, Path: "/transformations/0", Value: want[0]})
+	default:
+		// No mapping yet, or none any more: the documented form needs an
+		// element to replace, so the list is set whole. An empty list rather
+		// than remove: Adobe's PatchInstruction requires a value; add, not
+		// replace: replace fails when the flow has no transformations yet.
 		if want == nil {
-			// An empty list rather than remove: Adobe's PatchInstruction requires a value.
 			want = []flowservice.Transformation{}
 		}
-		// add, not replace: replace fails when the flow has no transformations yet.
 		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchAdd, Path: "/transformations", Value: want})
 	}
+	return append(ops, optionsPatch(cs, flow.Options)...)
+}
+
+// optionsPatch sets each option spec.dataflow manages, in place: Adobe's
+// optionSpec options are dataflow fields, and no document asks for a new
+// dataflow to change them. Without spec.dataflow the options are left as
+// they are.
+func optionsPatch(cs *v1alpha1.CapillarySource, got flowservice.FlowOptions) []flowservice.PatchOp {
+	d := cs.Spec.Dataflow
+	if d == nil {
+		return nil
+	}
+	var ops []flowservice.PatchOp
+	if got.ErrorDiagnosticsEnabled != d.ErrorDiagnosticsEnabled {
+		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchAdd, Path: "/options/" + optErrorDiagnostics, Value: d.ErrorDiagnosticsEnabled})
+	}
+	switch want := d.PartialIngestionPercent; {
+	case want == nil && got.PartialIngestionPercent != nil:
+		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchRemove, Path: "/options/" + optPartialIngestion})
+	case want != nil && (got.PartialIngestionPercent == nil || *got.PartialIngestionPercent != float64(*want)):
+		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchAdd, Path: "/options/" + optPartialIngestion, Value: *want})
+	}
 	return ops
+}
+
+// desiredFlowOptions is got with spec.dataflow applied.
+func desiredFlowOptions(cs *v1alpha1.CapillarySource, got flowservice.FlowOptions) flowservice.FlowOptions {
+	if d := cs.Spec.Dataflow; d != nil {
+		got.ErrorDiagnosticsEnabled = d.ErrorDiagnosticsEnabled
+		got.PartialIngestionPercent = nil
+		if d.PartialIngestionPercent != nil {
+			v := float64(*d.PartialIngestionPercent)
+			got.PartialIngestionPercent = &v
+		}
+	}
+	return got
 }
 
 // desiredFlowName keeps the name of an adopted dataflow: it was named by

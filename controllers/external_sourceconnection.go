@@ -42,11 +42,14 @@ func (c sourceConnection) Find(ctx context.Context, name string) (observation, e
 func (c sourceConnection) Create(ctx context.Context) (observation, error) {
 	cs, conn := c.s.cs, c.s.specs.connection
 	ref, err := c.s.adobe.CreateSourceConnection(ctx, flowservice.SourceConnectionInput{
-		Name:           adobeName(cs, kindSource),
-		Description:    description(cs),
-		ProviderID:     conn.ProviderID,
-		ConnectionSpec: flowservice.SpecRef{ID: cs.Spec.ConnectionSpecID, Version: specVersion(conn.Version)},
-		Data:           flowservice.SourceData{Format: "json"},
+		Name:        adobeName(cs, kindSource),
+		Description: description(cs),
+		ProviderID:  conn.ProviderID,
+		// Set when the connection spec asks for a base connection (the
+		// base connection step runs first); empty otherwise.
+		BaseConnectionID: cs.Status.BaseConnectionID,
+		ConnectionSpec:   flowservice.SpecRef{ID: cs.Spec.ConnectionSpecID, Version: specVersion(conn.Version)},
+		Data:             flowservice.SourceData{Format: "json"},
 	})
 	return created(ref.ID, err)
 }

@@ -25,6 +25,7 @@ import (
 
 // IDs the fake Adobe hands out by default.
 const (
+	fakeBaseID     = "base-1"
 	fakeSourceID   = "src-1"
 	fakeTargetID   = "tgt-1"
 	fakeMappingID  = "ms-1"
@@ -51,6 +52,11 @@ type fakeAdobe struct {
 	CheckCredentialsFn       func(ctx context.Context) error
 	GetConnectionSpecFn      func(ctx context.Context, id string) (*flowservice.ConnectionSpec, error)
 	FlowSpecForFn            func(ctx context.Context, connectionSpecID string) (*flowservice.FlowSpec, error)
+	GetConnectionFn          func(ctx context.Context, id string) (*flowservice.Connection, error)
+	FindConnectionFn         func(ctx context.Context, name string) (*flowservice.Connection, error)
+	CreateConnectionFn       func(ctx context.Context, in flowservice.ConnectionInput) (string, error)
+	PatchConnectionFn        func(ctx context.Context, id, etag string, ops []flowservice.PatchOp) error
+	DeleteConnectionFn       func(ctx context.Context, id string) error
 	FindSourceConnectionFn   func(ctx context.Context, name string) (*flowservice.SourceConnection, error)
 	GetSourceConnectionFn    func(ctx context.Context, id string) (*flowservice.SourceConnection, error)
 	CreateSourceConnectionFn func(ctx context.Context, in flowservice.SourceConnectionInput) (string, error)
@@ -148,6 +154,47 @@ func (f *fakeAdobe) FlowSpecFor(ctx context.Context, connectionSpecID string) (*
 		SourceConnectionSpecIDs: []string{connectionSpecID},
 		TargetConnectionSpecIDs: []string{flowservice.DataLakeConnectionSpecID},
 	}, nil
+}
+
+func (f *fakeAdobe) GetConnection(ctx context.Context, id string) (*flowservice.Connection, error) {
+	f.record("GetConnection")
+	if f.GetConnectionFn != nil {
+		return f.GetConnectionFn(ctx, id)
+	}
+	return &flowservice.Connection{ID: id, ETag: `"base-etag-1"`}, nil
+}
+
+func (f *fakeAdobe) FindConnection(ctx context.Context, name string) (*flowservice.Connection, error) {
+	f.record("FindConnection")
+	if f.FindConnectionFn != nil {
+		return f.FindConnectionFn(ctx, name)
+	}
+	return nil, nil
+}
+
+func (f *fakeAdobe) CreateConnection(ctx context.Context, in flowservice.ConnectionInput) (flowservice.Ref, error) {
+	f.record("CreateConnection")
+	if f.CreateConnectionFn != nil {
+		id, err := f.CreateConnectionFn(ctx, in)
+		return flowservice.Ref{ID: id}, err
+	}
+	return flowservice.Ref{ID: fakeBaseID}, nil
+}
+
+func (f *fakeAdobe) PatchConnection(ctx context.Context, id, etag string, ops []flowservice.PatchOp) (flowservice.Ref, error) {
+	f.record("PatchConnection")
+	if f.PatchConnectionFn != nil {
+		return flowservice.Ref{}, f.PatchConnectionFn(ctx, id, etag, ops)
+	}
+	return flowservice.Ref{}, nil
+}
+
+func (f *fakeAdobe) DeleteConnection(ctx context.Context, id string) error {
+	f.record("DeleteConnection")
+	if f.DeleteConnectionFn != nil {
+		return f.DeleteConnectionFn(ctx, id)
+	}
+	return nil
 }
 
 func (f *fakeAdobe) FindSourceConnection(ctx context.Context, name string) (*flowservice.SourceConnection, error) {

@@ -250,22 +250,25 @@ func TestBadCredentialsStallWithoutHotLoop(t *testing.T) {
 	const stalledRetry = 500 * time.Millisecond
 	startOperator(t, fastRetries, func(o *manager.Options) { o.StalledRetryInterval = stalledRetry })
 	ns := newNamespace(t)
-	suite.CreateSecret(t, ns, "bad", "unknown-client", "nope")
+	// A client ID of this run's own: resources left by earlier runs (-count)
+	// are reconciled by this operator too, with their own credential.
+	client := "unknown-client-" + ns
+	suite.CreateSecret(t, ns, "bad", client, "nope")
 	cs := localenvtest.NewSource(ns, "bad-creds")
 	cs.Spec.CredentialsSecretRef.Name = "bad"
 	suite.Env.Emulator.ResetCalls()
 	suite.Create(t, cs)
 	got := suite.WaitFor(t, cs, "stalled", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonInvalidCredentials))
 
-	before, start := suite.Env.Emulator.Calls().Client("unknown-client"), time.Now()
+	before, start := suite.Env.Emulator.Calls().Client(client), time.Now()
 	// Wait until the operator retried at least twice on its own.
 	if err := wait.PollUntilContextTimeout(t.Context(), 50*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		return suite.Env.Emulator.Calls().Client("unknown-client") >= before+2, nil
+		return suite.Env.Emulator.Calls().Client(client) >= before+2, nil
 	}); err != nil {
-		t.Fatalf("the operator did not retry the stalled source within 30s (%d IMS requests): %v", suite.Env.Emulator.Calls().Client("unknown-client")-before, err)
+		t.Fatalf("the operator did not retry the stalled source within 30s (%d IMS requests): %v", suite.Env.Emulator.Calls().Client(client)-before, err)
 	}
 	window := time.Since(start)
-	retries := suite.Env.Emulator.Calls().Client("unknown-client") - before
+	retries := suite.Env.Emulator.Calls().Client(client) - before
 	// At most one retry per stalled interval, jittered -10%, plus one in flight.
 	if most := int(window/(stalledRetry*9/10)) + 1; retries > most {
 		t.Errorf("%d IMS requests in %v for a refused credential, want at most %d (one per stalled-retry interval)", retries, window, most)

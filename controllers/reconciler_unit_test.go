@@ -235,16 +235,17 @@ func TestUnitReconcileFirstPass(t *testing.T) {
 				t.Errorf("observedGeneration = %d, want %d", got.Status.ObservedGeneration, got.Generation)
 			}
 			wantStatus := v1alpha1.CapillarySourceStatus{
-				ObservedGeneration: 1,
-				SourceConnectionID: fakeSourceID,
-				TargetConnectionID: fakeTargetID,
-				MappingSetID:       tc.wantMapID,
-				DataflowID:         fakeDataflowID,
-				FlowSpecID:         flowservice.StreamingFlowSpecID,
-				InletURL:           fakeInletURL,
-				DataflowState:      tc.wantState,
-				LastSyncTime:       &metav1.Time{Time: unitNow},
-				CreateStartedAt:    &metav1.Time{Time: unitNow},
+				ObservedGeneration:  1,
+				SourceConnectionID:  fakeSourceID,
+				TargetConnectionID:  fakeTargetID,
+				MappingSetID:        tc.wantMapID,
+				DataflowID:          fakeDataflowID,
+				FlowSpecID:          flowservice.StreamingFlowSpecID,
+				InletURL:            fakeInletURL,
+				DataflowState:       tc.wantState,
+				LastSyncTime:        &metav1.Time{Time: unitNow},
+				CreateStartedAt:     &metav1.Time{Time: unitNow},
+				InletAuthentication: v1alpha1.InletAuthenticationNone,
 			}
 			if tc.wantMapID != "" {
 				wantStatus.MappingSetVersion = 1
@@ -587,18 +588,12 @@ func TestUnitReconcileMappingChange(t *testing.T) {
 	if len(updated.Mappings) != 3 {
 		t.Errorf("mapping set updated with %d mappings, want 3", len(updated.Mappings))
 	}
-	// add and replace both set a member that exists; add also one that does not.
-	want := []flowservice.PatchOp{{Path: "/transformations", Value: []flowservice.Transformation{{
+	// The documented form: replace /transformations/0 (update-dataflows.md).
+	want := []flowservice.PatchOp{{Op: flowservice.PatchReplace, Path: "/transformations/0", Value: flowservice.Transformation{
 		Name: flowservice.TransformationMapping, Params: flowservice.TransformationParams{MappingID: fakeMappingID, MappingVersion: 2},
-	}}}}
+	}}}
 	if len(patches) != 1 {
 		t.Fatalf("%d flow patches, want 1: %+v", len(patches), patches)
-	}
-	for i := range patches[0] {
-		if op := patches[0][i].Op; op != flowservice.PatchAdd && op != flowservice.PatchReplace {
-			t.Errorf("patch op %q, want add or replace", op)
-		}
-		patches[0][i].Op = ""
 	}
 	if diff := cmp.Diff(want, patches[0]); diff != "" {
 		t.Errorf("flow patch (-want +got):\n%s", diff)

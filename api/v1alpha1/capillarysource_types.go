@@ -20,6 +20,15 @@ const (
 	DeletionPolicyOrphan DeletionPolicy = "Orphan"
 )
 
+// InletAuthentication is how posts to a streaming inlet authenticate.
+type InletAuthentication string
+
+const (
+	InletAuthenticationNone   InletAuthentication = "None"
+	InletAuthenticationOAuth2 InletAuthentication = "OAuth2"
+	InletAuthenticationHMAC   InletAuthentication = "HMAC"
+)
+
 // CapillarySourceSpec declares a Capillary Streaming Events source in Adobe
 // Experience Platform: the credentials to act with, where the events land, how
 // they are mapped, and whether the dataflow runs.
@@ -90,6 +99,27 @@ type CapillarySourceSpec struct {
 	// +optional
 	// +kubebuilder:default=Delete
 	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+
+	// dataflow sets the dataflow's options, as the flow spec's optionSpec
+	// offers them. A change is patched into the dataflow in place.
+	// +optional
+	Dataflow *DataflowOptions `json:"dataflow,omitempty"`
+}
+
+// DataflowOptions are the options of the GenericStreamingAEP flow spec.
+type DataflowOptions struct {
+	// errorDiagnosticsEnabled keeps Adobe's error diagnostics for records
+	// that fail ingestion, for download and inspection.
+	// +optional
+	ErrorDiagnosticsEnabled bool `json:"errorDiagnosticsEnabled,omitempty"`
+
+	// partialIngestionPercent lets a run ingest while at most this percentage
+	// of its records fail (1-100). Absent: the option is not sent, and any
+	// failed record fails the batch.
+	// +optional
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100
+	PartialIngestionPercent *int32 `json:"partialIngestionPercent,omitempty"`
 }
 
 // CredentialsSecretReference names a Secret in the same namespace and the keys
@@ -118,6 +148,15 @@ type CredentialsSecretReference struct {
 	// +kubebuilder:validation:MaxLength=253
 	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
 	ClientSecretKey string `json:"clientSecretKey,omitempty"`
+
+	// authParamKeys maps params of the connection spec's authSpec to keys of
+	// the Secret, for params stored under another name. A param not listed
+	// comes from the key of its own name; one the Secret lacks takes its
+	// const or default from the authSpec, if it has one. Used only when the
+	// connection spec asks for a base connection.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=64
+	AuthParamKeys map[string]string `json:"authParamKeys,omitempty"`
 }
 
 // Target is the Experience Platform dataset that receives the events.
@@ -236,6 +275,25 @@ type CapillarySourceStatus struct {
 	// change leaves it alone, so steady state costs no write.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// baseConnectionId is the base connection this resource owns, when the
+	// connection spec's authSpec asks for one.
+	// +optional
+	BaseConnectionID string `json:"baseConnectionId,omitempty"`
+
+	// baseConnectionSecretVersion is the resourceVersion of the Secret the
+	// base connection's params were last sent from; when the Secret changes,
+	// they are sent again. Nothing derived from the Secret's data is kept.
+	// +optional
+	BaseConnectionSecretVersion string `json:"baseConnectionSecretVersion,omitempty"`
+
+	// inletAuthentication is how Capillary must authenticate its posts to
+	// inletUrl, as the connection spec says: None, OAuth2 (a bearer token
+	// from Adobe IMS for the same credential) or HMAC (a signature of each
+	// body with the shared secret).
+	// +optional
+	// +kubebuilder:validation:Enum=None;OAuth2;HMAC
+	InletAuthentication InletAuthentication `json:"inletAuthentication,omitempty"`
 
 	// createStartedAt is when the operator was first about to create an Adobe
 	// object for this resource. From then on, an object whose ID is not in

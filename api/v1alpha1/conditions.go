@@ -30,6 +30,7 @@ const (
 	ConditionStalled = "Stalled"
 
 	ConditionCredentialsReady      = "CredentialsReady"
+	ConditionBaseConnectionReady   = "BaseConnectionReady"
 	ConditionSourceConnectionReady = "SourceConnectionReady"
 	ConditionTargetConnectionReady = "TargetConnectionReady"
 	ConditionMappingReady          = "MappingReady"
@@ -64,4 +65,14 @@ const (
 	// ReasonKubernetesAPIError: the Kubernetes API server failed a read or a
 	// write the operator needed; not an Adobe failure.
 	ReasonKubernetesAPIError = "KubernetesAPIError"
+
+	// ReasonAuthSpecUnsupported: the connection spec's authSpec is of a kind
+	// the operator cannot fill or does not know how the inlet authenticates.
+	ReasonAuthSpecUnsupported = "AuthSpecUnsupported"
+	// ReasonAuthParamsInvalid: the params filled from the Secret do not pass
+	// the authSpec's schema (a value too short, of the wrong type...).
+	ReasonAuthParamsInvalid = "AuthParamsInvalid"
+	// ReasonDataflowOptionUnsupported: spec.dataflow asks for an option the
+	// flow spec's optionSpec does not offer, or a value it does not allow.
+	ReasonDataflowOptionUnsupported = "DataflowOptionUnsupported"
 )

@@ -212,9 +212,9 @@ func TestBadInput(t *testing.T) {
 				})
 				c.requestReconcile("storm")
 			},
-			// Reads of the four objects, then per PATCH a read of the dataflow
-			// for its etag: three tries.
-			perPass: 10,
+			// Reads of the two connections and the mapping set, then three
+			// tries of the dataflow: a read (for its etag) and a PATCH each.
+			perPass: 9,
 			check: func(c *tcase) {
 				// Each pass re-reads and retries at most 3 times.
 				patches, failures := adobe.count(c.clientID, emulator.OpFlowsPatch), int(suite.Get(c.t, c.cs).Status.Failures)
@@ -242,9 +242,9 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			// The connection spec read, answered garbage (not retried: the
-			// answer came), and a token when the cached one is refused.
-			perPass: 2,
+			// The connection spec read, answered garbage (an answer that came
+			// is not tried again; the token is cached).
+			perPass: 1,
 			fix:     func(c *tcase) { adobe.setRule(c.clientID, nil) },
 		},
 		{
@@ -263,9 +263,10 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			// Reads of the three objects made, a lookup of the dataflow by
-			// name (the create may have committed), and the create: four tries.
-			perPass: 8,
+			// Reads of the two connections and the mapping set, a lookup of
+			// the dataflow by name (an earlier create may have committed), and
+			// the create, answered once.
+			perPass: 5,
 			fix:     func(c *tcase) { adobe.setRule(c.clientID, nil) },
 		},
 		{
@@ -283,8 +284,8 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			// The token request, each of its tries.
-			perPass: 4,
+			// The token request, answered once.
+			perPass: 1,
 			fix:     func(c *tcase) { adobe.setRule(c.clientID, nil) },
 		},
 		{
@@ -391,7 +392,7 @@ func (c *tcase) watchWindow(tc badCase, got *v1alpha1.CapillarySource, events in
 		if most := tc.perPass * (passes + 1); calls > most {
 			t.Errorf("%d Adobe calls in %s over %d failed passes, want at most %d (%d a pass)", calls, w.Round(time.Millisecond), passes, most, tc.perPass)
 		}
-		t.Logf("window %s: %d failed passes (at most %d), %d Adobe calls", w.Round(time.Millisecond), passes, maxPasses(w), calls)
+		t.Logf("%s: window %s: %d failed passes (at most %d), %d Adobe calls", tc.name, w.Round(time.Millisecond), passes, maxPasses(w), calls)
 	} else {
 		if calls != 0 {
 			t.Errorf("%d Adobe calls in %s while no pass was due, want none", calls, w.Round(time.Millisecond))

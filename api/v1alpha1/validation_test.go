@@ -60,12 +60,15 @@ func sample(t *testing.T) *v1alpha1.CapillarySource {
 	if err := yaml.UnmarshalStrict(b, cs); err != nil {
 		t.Fatal(err)
 	}
+	// Named after the test, with a suffix the API server generates: the
+	// objects outlive a run, and `go test -count=N` runs each test again
+	// against the same control plane.
 	cs.Namespace = "default"
-	cs.Name = strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
-	if len(cs.Name) > 60 {
-		cs.Name = cs.Name[len(cs.Name)-60:]
-		cs.Name = strings.TrimLeft(cs.Name, "-")
+	prefix := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(prefix) > 52 {
+		prefix = strings.TrimLeft(prefix[len(prefix)-52:], "-")
 	}
+	cs.Name, cs.GenerateName = "", prefix+"-"
 	return cs
 }
 

@@ -10,6 +10,7 @@ package badinput_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"strings"
@@ -27,11 +28,31 @@ import (
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
+	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
 )
 
-// quietWindow is how long a failing resource is watched for a hot loop.
+// quietWindow is how long, at least, a failing resource is watched for a
+// hot loop. The window is measured on the proxy's clock (when the calls
+// arrived), not assumed from a sleep.
 const quietWindow = 5 * time.Second
+
+// The operator's backoff after a transient failure (production defaults):
+// the n-th failed pass in a row is followed by base·2^(n-1), jittered by
+// ±backoffJitter (controllers' retryJitter), before the next pass starts.
+var backoffBase = manager.Defaults().RetryBaseDelay
+
+const backoffJitter = 0.2
+
+// maxPasses bounds the failed passes that can end within a window of w.
+// Passes start at least base·(1−jitter)·2^(n−1) apart, the smallest gaps
+// first, so m passes starting in the window need
+// base·(1−jitter)·(2^(m−1) − 1) ≤ w; one more may have been under way when
+// the window opened.
+func maxPasses(w time.Duration) int {
+	least := float64(backoffBase) * (1 - backoffJitter)
+	return 2 + int(math.Floor(math.Log2(float64(w)/least+1)))
+}
 
 // want is what the user sees on the failing resource.
 type want struct {
@@ -50,8 +71,11 @@ type badCase struct {
 	want want
 	// arrange sets the case up and creates c.cs.
 	arrange func(c *tcase)
-	// maxCalls bounds the Adobe calls over quietWindow once the failure shows.
-	maxCalls int
+	// perPass is the most Adobe calls one failing pass makes (each call's
+	// own retries included). Zero: no pass is due within the window (a
+	// terminal failure waits for a change; an hour's Retry-After), so the
+	// window must be quiet.
+	perPass int
 	// check runs after the window, for case-specific properties.
 	check func(c *tcase)
 	// fix removes the cause; nil when it cannot be fixed in place (an
@@ -188,7 +212,9 @@ func TestBadInput(t *testing.T) {
 				})
 				c.requestReconcile("storm")
 			},
-			maxCalls: 20,
+			// Reads of the two connections and the mapping set, then three
+			// tries of the dataflow: a read (for its etag) and a PATCH each.
+			perPass: 9,
 			check: func(c *tcase) {
 				// Each pass re-reads and retries at most 3 times.
 				patches, failures := adobe.count(c.clientID, emulator.OpFlowsPatch), int(suite.Get(c.t, c.cs).Status.Failures)
@@ -216,8 +242,10 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			maxCalls: 6,
-			fix:      func(c *tcase) { adobe.setRule(c.clientID, nil) },
+			// The connection spec read, answered garbage (an answer that came
+			// is not tried again; the token is cached).
+			perPass: 1,
+			fix:     func(c *tcase) { adobe.setRule(c.clientID, nil) },
 		},
 		{
 			name: "Adobe answers an HTML error page",
@@ -235,8 +263,11 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			maxCalls: 14,
-			fix:      func(c *tcase) { adobe.setRule(c.clientID, nil) },
+			// Reads of the two connections and the mapping set, a lookup of
+			// the dataflow by name (an earlier create may have committed), and
+			// the create, answered once.
+			perPass: 5,
+			fix:     func(c *tcase) { adobe.setRule(c.clientID, nil) },
 		},
 		{
 			name: "IMS answers an HTML page",
@@ -253,8 +284,9 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			maxCalls: 4,
-			fix:      func(c *tcase) { adobe.setRule(c.clientID, nil) },
+			// The token request, answered once.
+			perPass: 1,
+			fix:     func(c *tcase) { adobe.setRule(c.clientID, nil) },
 		},
 		{
 			name: "Retry-After of an hour",
@@ -273,9 +305,9 @@ func TestBadInput(t *testing.T) {
 				c.createSecret(c.goodSecret())
 				c.create()
 			},
-			// Without the Retry-After the backoff (2s, then 4s) would try again
+			// Without the Retry-After the backoff (2s±20%) would try again
 			// within the window: no call at all means the hour is honoured.
-			maxCalls: 0,
+			perPass: 0,
 			check: func(c *tcase) {
 				if n := adobe.count(c.clientID, emulator.OpFlowsCreate); n != 1 {
 					c.t.Errorf("%d dataflow creates, want the one answered with Retry-After", n)
@@ -309,29 +341,7 @@ func TestBadInput(t *testing.T) {
 				events = c.waitEvent(tc.want.reason)
 			}
 
-			// No hot loop: bounded calls over the window; a terminal failure
-			// writes nothing more (no status churn, no repeated event).
-			calls := adobe.count(c.clientID)
-			time.Sleep(quietWindow)
-			if n := adobe.count(c.clientID) - calls; n > tc.maxCalls {
-				t.Errorf("%d Adobe calls in %s while failing, want at most %d", n, quietWindow, tc.maxCalls)
-			}
-			now := suite.Get(c.t, c.cs)
-			if tc.want.terminal {
-				if now.ResourceVersion != got.ResourceVersion {
-					t.Errorf("status kept changing while stalled: %+v", now.Status)
-				}
-				if n := c.countEvents(tc.want.reason); n != events {
-					t.Errorf("%d %s events after the window, %d before: the warning repeats", n, tc.want.reason, events)
-				}
-			}
-			if r := meta.FindStatusCondition(now.Status.Conditions, v1alpha1.ConditionReady); r == nil || r.Reason != tc.want.reason {
-				t.Errorf("Ready condition changed while the cause stayed: %+v", r)
-			}
-			if tc.check != nil {
-				tc.check(c)
-			}
-
+			now := c.watchWindow(tc, got, events)
 			if tc.fix != nil {
 				gen := now.Generation
 				tc.fix(c)
@@ -344,6 +354,80 @@ func TestBadInput(t *testing.T) {
 			c.deleteAndCheck(tc.deleteBlocked)
 		})
 	}
+}
+
+// watchWindow watches the failing resource for a hot loop, and returns it
+// as it was at the window's end.
+//
+// A case with passes due (perPass > 0) is watched for quietWindow and until
+// at least one more pass failed in the window: the operator acted. The
+// passes are bounded by the backoff schedule over the measured window
+// (maxPasses) and the calls by perPass for each pass that ended in it, plus
+// the one under way at the end.
+//
+// A case with none due must be quiet: no call, and for a terminal failure
+// no status write and no repeated event. Quiet proves nothing by itself, so
+// the window is closed by a probe, a manual reconcile that must be handled,
+// showing the operator was running and taking this resource's work; after
+// it, the verdict and the events are still the same.
+func (c *tcase) watchWindow(tc badCase, got *v1alpha1.CapillarySource, events int) *v1alpha1.CapillarySource {
+	t := c.t
+	t.Helper()
+	from, f0 := time.Now(), got.Status.Failures
+	if tc.perPass > 0 {
+		localenvtest.WaitUntil(t, 2*time.Minute, "a failed pass in the window", func(context.Context) (bool, error) {
+			return time.Since(from) >= quietWindow && suite.Get(t, c.cs).Status.Failures > f0, nil
+		})
+	} else {
+		time.Sleep(quietWindow)
+	}
+	to := time.Now()
+	now := suite.Get(t, c.cs)
+	w, calls := to.Sub(from), adobe.countIn(c.clientID, from, to)
+	if tc.perPass > 0 {
+		passes := int(now.Status.Failures - f0)
+		if most := maxPasses(w); passes > most {
+			t.Errorf("%d failed passes in %s, the backoff allows at most %d", passes, w.Round(time.Millisecond), most)
+		}
+		if most := tc.perPass * (passes + 1); calls > most {
+			t.Errorf("%d Adobe calls in %s over %d failed passes, want at most %d (%d a pass)", calls, w.Round(time.Millisecond), passes, most, tc.perPass)
+		}
+		t.Logf("%s: window %s: %d failed passes (at most %d), %d Adobe calls", tc.name, w.Round(time.Millisecond), passes, maxPasses(w), calls)
+	} else {
+		if calls != 0 {
+			t.Errorf("%d Adobe calls in %s while no pass was due, want none", calls, w.Round(time.Millisecond))
+		}
+		if tc.want.terminal && now.ResourceVersion != got.ResourceVersion {
+			t.Errorf("status kept changing while stalled: %+v", now.Status)
+		}
+	}
+	if r := meta.FindStatusCondition(now.Status.Conditions, v1alpha1.ConditionReady); r == nil || r.Reason != tc.want.reason {
+		t.Errorf("Ready condition changed while the cause stayed: %+v", r)
+	}
+	if tc.want.terminal {
+		if n := c.countEvents(tc.want.reason); n != events {
+			t.Errorf("%d %s events after the window, %d before: the warning repeats", n, tc.want.reason, events)
+		}
+	}
+	if tc.check != nil {
+		tc.check(c)
+	}
+	if tc.perPass == 0 {
+		c.requestReconcile("probe")
+		probed := suite.WaitFor(t, c.cs, "the probe handled", func(cs *v1alpha1.CapillarySource) bool {
+			return cs.Status.LastHandledReconcileAt == "probe"
+		})
+		if r := meta.FindStatusCondition(probed.Status.Conditions, v1alpha1.ConditionReady); r == nil || r.Reason != tc.want.reason {
+			t.Errorf("after a reconcile with the cause still there, Ready is %+v, want reason %s", r, tc.want.reason)
+		}
+		if tc.want.terminal {
+			if n := c.countEvents(tc.want.reason); n != events {
+				t.Errorf("%d %s events after a reconcile with the cause unchanged, %d before: the warning repeats", n, tc.want.reason, events)
+			}
+		}
+		now = probed
+	}
+	return now
 }
 
 // checkSeen: the failing step, Ready and the kstatus conditions say the
@@ -486,15 +570,12 @@ func (c *tcase) countEvents(reason string) int {
 // waitEvent waits for the Warning event a terminal failure records.
 func (c *tcase) waitEvent(reason string) int {
 	c.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if n := c.countEvents(reason); n > 0 {
-			return n
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Errorf("no Warning event with reason %s", reason)
-	return 0
+	n := 0
+	localenvtest.WaitUntil(c.t, 30*time.Second, "a Warning event with reason "+reason, func(context.Context) (bool, error) {
+		n = c.countEvents(reason)
+		return n > 0, nil
+	})
+	return n
 }
 
 func (c *tcase) objects(kind emulator.Kind) []emulator.Object {

@@ -10,6 +10,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -96,16 +97,24 @@ func startOperator() (stop func() error, err error) {
 // rule answers a request in Adobe's place when it returns true.
 type rule func(w http.ResponseWriter, r *http.Request, op string) bool
 
-// proxy stands in front of the emulator: it counts every call per client ID
-// and operation, and lets a case answer some calls itself (garbage, HTML, an
-// hour's Retry-After, etag conflicts) without touching the other cases.
+// proxy stands in front of the emulator: it logs every call per client ID
+// with the operation and the time it arrived (its own clock: the windows
+// the cases watch are measured on it), and lets a case answer some calls
+// itself (garbage, HTML, an hour's Retry-After, etag conflicts) without
+// touching the other cases.
 type proxy struct {
 	srv *httptest.Server
 	rp  *httputil.ReverseProxy
 
 	mu    sync.Mutex
 	rules map[string]rule
-	calls map[string]map[string]int
+	calls map[string][]call
+}
+
+// call is one request the proxy saw.
+type call struct {
+	op string
+	at time.Time
 }
 
 func newProxy(target string) (*proxy, error) {
@@ -113,7 +122,7 @@ func newProxy(target string) (*proxy, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &proxy{rp: httputil.NewSingleHostReverseProxy(u), rules: map[string]rule{}, calls: map[string]map[string]int{}}
+	p := &proxy{rp: httputil.NewSingleHostReverseProxy(u), rules: map[string]rule{}, calls: map[string][]call{}}
 	p.srv = httptest.NewServer(p)
 	return p, nil
 }
@@ -121,10 +130,7 @@ func newProxy(target string) (*proxy, error) {
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	clientID, op := identify(r)
 	p.mu.Lock()
-	if p.calls[clientID] == nil {
-		p.calls[clientID] = map[string]int{}
-	}
-	p.calls[clientID][op]++
+	p.calls[clientID] = append(p.calls[clientID], call{op: op, at: time.Now()})
 	answer := p.rules[clientID]
 	p.mu.Unlock()
 	if answer != nil && answer(w, r, op) {
@@ -146,24 +152,21 @@ func (p *proxy) setRule(clientID string, rl rule) {
 
 // count returns the client's calls to the operations (all when none given).
 func (p *proxy) count(clientID string, ops ...string) int {
+	return p.countIn(clientID, time.Time{}, time.Now().Add(time.Hour), ops...)
+}
+
+// countIn returns the client's calls to the operations (all when none
+// given) that arrived in [from, to).
+func (p *proxy) countIn(clientID string, from, to time.Time, ops ...string) int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	n := 0
-	for op, c := range p.calls[clientID] {
-		if len(ops) == 0 || contains(ops, op) {
-			n += c
+	for _, c := range p.calls[clientID] {
+		if (len(ops) == 0 || slices.Contains(ops, c.op)) && !c.at.Before(from) && c.at.Before(to) {
+			n++
 		}
 	}
 	return n
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // identify names the client (the form's client_id for IMS, x-api-key for

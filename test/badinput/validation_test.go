@@ -11,7 +11,6 @@ import (
 	"strings"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -125,10 +124,7 @@ func TestCRDValidationAtApply(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	ns := "validation"
-	if err := suite.Env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	ns := localenvtest.NewNamespace(t, suite.Env.Client, "validation")
 	base := sampleObject(t)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

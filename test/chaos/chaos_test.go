@@ -26,6 +26,7 @@ import (
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/localenv"
+	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
@@ -103,8 +104,7 @@ func TestChaos(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	ctx := context.Background()
 
-	ns := "chaos-" + d.name
-	suite.CreateNamespace(t, ns)
+	ns := suite.NewNamespace(t, "chaos-"+d.name)
 
 	faults := d.faults
 	faults.Seed = seed
@@ -134,6 +134,19 @@ func TestChaos(t *testing.T) {
 		}
 		sources = append(sources, cs)
 	}
+	// The Orphan half leaves its objects in Adobe on purpose; the emulator
+	// outlives the test, so take them away after it: the next run of
+	// -count=N must find Adobe as this one did.
+	t.Cleanup(func() {
+		ix := ownership.NewIndex(suite.Env.Emulator.Objects())
+		for _, cs := range sources {
+			for _, kind := range ownership.Kinds {
+				for _, o := range ix.Of(cs.UID, kind) {
+					suite.Env.Emulator.Vanish(kind, o.ID)
+				}
+			}
+		}
+	})
 	start := time.Now()
 
 	// Restarts at random moments mid-convergence: each when the number of
@@ -145,16 +158,15 @@ func TestChaos(t *testing.T) {
 	}
 	slices.Sort(thresholds)
 	restartsMid := 0
-	deadline := start.Add(d.converge)
 	var list []v1alpha1.CapillarySource
-	for {
+	err := localenvtest.Poll(ctx, d.converge, func(context.Context) (bool, error) {
 		list = suite.List(t, ns)
 		ready := countReady(list)
 		if ready == d.resources {
-			break
+			return true, nil
 		}
 		if restartsMid < len(thresholds) && ready >= thresholds[restartsMid] {
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond) // a random moment, not a wait
 			op.restart()
 			restartsMid++
 			if restartsMid%2 == 1 {
@@ -164,16 +176,15 @@ func TestChaos(t *testing.T) {
 			}
 			faults.Seed++
 			if err := suite.Env.Emulator.SetFaults(faults); err != nil {
-				t.Fatal(err)
+				return false, err
 			}
 			t.Logf("restart %d of the operator with %d/%d Ready after %s", restartsMid, ready, d.resources, time.Since(start).Round(time.Millisecond))
-			continue
 		}
-		if time.Now().After(deadline) {
-			reportStuck(t, list)
-			t.Fatalf("%d/%d resources Ready after %s", ready, d.resources, d.converge)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false, nil
+	})
+	if err != nil {
+		reportStuck(t, list)
+		t.Fatalf("%d/%d resources Ready after %s: %v", countReady(list), d.resources, d.converge, err)
 	}
 	converged := time.Since(start)
 	if restartsMid != d.restarts {
@@ -191,12 +202,41 @@ func TestChaos(t *testing.T) {
 	}
 	createCalls := suite.Env.Emulator.Calls()
 
-	// No background loop: a converged operator with an hour's resync makes at
-	// most one cheap check per resource (a requeue left over from a failure).
-	time.Sleep(3 * time.Second)
-	idle := suite.Env.Emulator.Calls().Total() - createCalls.Total()
+	// No background loop. Once converged, every resource's next planned look
+	// is the resync, an hour away (jittered); the workqueue keeps at most one
+	// pending requeue per resource, so one left over from a failure may still
+	// fire: a cheap check of a Ready resource (a dataflow read). Over any
+	// window shorter than the resync that allows
+	//
+	//	calls ≤ resources × 1
+	//
+	// while a loop at the drill's shortest backoff (retryBase) would make a
+	// pass per retryBase per resource: idleWindow/retryBase passes each. The
+	// window is read from the request log's own timestamps, and it is closed
+	// by a probe (a manual reconcile of one resource, which must be handled)
+	// that shows the operator was running and taking work all along; the
+	// probe's own calls come after the window.
+	idleFrom := time.Now()
+	time.Sleep(idleWindow(d))
+	probeAt := time.Now()
+	probe := sources[0]
+	suite.Update(t, probe, func(cs *v1alpha1.CapillarySource) {
+		if cs.Annotations == nil {
+			cs.Annotations = map[string]string{}
+		}
+		cs.Annotations[v1alpha1.ReconcileRequestAnnotation] = "idle-probe"
+	})
+	suite.WaitFor(t, probe, "the idle probe handled", func(cs *v1alpha1.CapillarySource) bool {
+		return cs.Status.LastHandledReconcileAt == "idle-probe"
+	})
+	idle := requestsIn(rec.Requests(), idleFrom, probeAt)
+	idleSpan := probeAt.Sub(idleFrom)
+	if idleSpan >= operatorOptions(d).ResyncInterval*8/10 {
+		t.Fatalf("the idle window (%s) reached the resync: the bound below does not hold", idleSpan)
+	}
 	if idle > d.resources {
-		t.Errorf("%d Adobe calls in 3s after convergence, want at most %d", idle, d.resources)
+		t.Errorf("%d Adobe calls in the %s after convergence, want at most %d (one left-over check per resource; a loop at the %s backoff would make about %d)",
+			idle, idleSpan.Round(time.Millisecond), d.resources, d.retryBase, d.resources*int(idleSpan/d.retryBase))
 	}
 
 	// Delete everything, restarting the operator once midway.
@@ -207,21 +247,21 @@ func TestChaos(t *testing.T) {
 	}
 	delStart := time.Now()
 	restartedInDrain := false
-	for {
+	err = localenvtest.Poll(ctx, d.drain, func(context.Context) (bool, error) {
 		list = suite.List(t, ns)
 		if len(list) == 0 {
-			break
+			return true, nil
 		}
 		if !restartedInDrain && len(list) <= d.resources*3/4 {
 			op.restart()
 			restartedInDrain = true
 			t.Logf("restart of the operator with %d/%d resources left to delete", len(list), d.resources)
 		}
-		if time.Since(delStart) > d.drain {
-			reportStuck(t, list)
-			t.Fatalf("%d resources not deleted after %s", len(list), d.drain)
-		}
-		time.Sleep(50 * time.Millisecond)
+		return false, nil
+	})
+	if err != nil {
+		reportStuck(t, list)
+		t.Fatalf("%d resources not deleted after %s: %v", len(list), d.drain, err)
 	}
 	drained := time.Since(delStart)
 
@@ -283,7 +323,7 @@ chaos drill %[1]s (seed %[2]d)
   restarts             %[11]d mid-convergence, %[12]d mid-deletion
   converged            in %[13]s; deleted in %[14]s
   faults injected      %[15]d (503: %[16]d, 429: %[17]d, lost 500: %[18]d, lost dropped: %[19]d)
-  Adobe calls          %[20]d (create phase %[21]d, idle 3s %[22]d); budget %[23]d = %[3]d x %[24]d + %[3]d x %[25]d x %[26]d starts
+  Adobe calls          %[20]d (create phase %[21]d, idle %[31]s %[22]d); budget %[23]d = %[3]d x %[24]d + %[3]d x %[25]d x %[26]d starts
   duplicates found     %[27]d
   leaks found          %[28]d
   orphans kept         %[29]d of %[5]d resources x 3 objects (lost %[30]d)
@@ -293,10 +333,26 @@ chaos drill %[1]s (seed %[2]d)
 		restartsMid, boolInt(restartedInDrain), converged.Round(time.Millisecond), drained.Round(time.Millisecond),
 		f503+f429+f500+dropped, f503, f429, f500, dropped,
 		calls.Total(), createCalls.Total(), idle, budget, callsPerResource, callsPerResourcePerRestart, d.restarts+1,
-		duplicates, leaks, 3*len(orphan)-lostOrphans, lostOrphans)
+		duplicates, leaks, 3*len(orphan)-lostOrphans, lostOrphans, idleSpan.Round(time.Millisecond))
 	if duplicates != 0 || leaks != 0 {
 		t.Errorf("duplicates %d, leaks %d: want 0 and 0", duplicates, leaks)
 	}
+}
+
+// idleWindow is how long a converged operator is watched for a background
+// loop: fifteen of the drill's shortest backoff steps, so a loop at that
+// pace would show fifteen passes per resource against the one allowed.
+func idleWindow(d drill) time.Duration { return 15 * d.retryBase }
+
+// requestsIn counts the requests made in [from, to).
+func requestsIn(reqs []leakcheck.Request, from, to time.Time) int {
+	n := 0
+	for _, q := range reqs {
+		if !q.Time.Before(from) && q.Time.Before(to) {
+			n++
+		}
+	}
+	return n
 }
 
 func boolInt(b bool) int {

@@ -24,6 +24,7 @@ import (
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 )
 
 // argoStatuses are the health statuses Argo CD knows.
@@ -165,10 +166,7 @@ func TestArgoCDHealthCheck(t *testing.T) {
 	}()
 	defer func() { _ = env.Emulator.SetFaults(emulator.Faults{}) }()
 
-	const ns = "health"
-	if err := env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		t.Fatal(err)
-	}
+	ns := localenvtest.NewNamespace(t, env.Client, "health")
 	const wrongSecret = "not-the-right-secret-9d1f"
 	for name, secret := range map[string]string{"good": clientSecret, "wrong": wrongSecret} {
 		s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, StringData: map[string]string{"clientId": clientID, "clientSecret": secret}}
@@ -437,35 +435,34 @@ func get(t *testing.T, ns, name string) *v1alpha1.CapillarySource {
 	return cs
 }
 
+// waitTimeout bounds waitFor and waitGone.
+const waitTimeout = 60 * time.Second
+
 func waitFor(t *testing.T, cs *v1alpha1.CapillarySource, what string, cond func(*v1alpha1.CapillarySource) bool) *v1alpha1.CapillarySource {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
 	last := &v1alpha1.CapillarySource{}
-	for time.Now().Before(deadline) {
+	err := localenvtest.Poll(context.Background(), waitTimeout, func(ctx context.Context) (bool, error) {
 		cur := &v1alpha1.CapillarySource{}
-		if err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), cur); err == nil {
-			if cond(cur) {
-				return cur
-			}
-			last = cur
+		if err := env.Client.Get(ctx, client.ObjectKeyFromObject(cs), cur); err != nil {
+			return false, nil // look again
 		}
-		time.Sleep(50 * time.Millisecond)
+		last = cur
+		return cond(cur), nil
+	})
+	if err != nil {
+		t.Fatalf("%s never became %s within %s; last status: %+v", cs.Name, what, waitTimeout, last.Status)
 	}
-	t.Fatalf("%s never became %s; last status: %+v", cs.Name, what, last.Status)
-	return nil
+	return last
 }
 
 func waitGone(t *testing.T, cs *v1alpha1.CapillarySource) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		err := env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), &v1alpha1.CapillarySource{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
+	err := localenvtest.Poll(context.Background(), waitTimeout, func(ctx context.Context) (bool, error) {
+		return apierrors.IsNotFound(env.Client.Get(ctx, client.ObjectKeyFromObject(cs), &v1alpha1.CapillarySource{})), nil
+	})
+	if err != nil {
+		t.Fatalf("%s was never deleted", cs.Name)
 	}
-	t.Fatalf("%s was never deleted", cs.Name)
 }
 
 func isReady(cs *v1alpha1.CapillarySource) bool {

@@ -10,11 +10,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/leaderelection"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -29,7 +33,6 @@ import (
 const (
 	clientID     = "ha-client"
 	clientSecret = "ha-secret-8c2d4f6b1a3e5d7f"
-	namespace    = "ha"
 	leaseName    = "capillary-ha-drill"
 	resources    = 8
 )
@@ -41,6 +44,38 @@ const (
 	retryPeriod   = 500 * time.Millisecond
 )
 
+// What the lease settings allow, from client-go's leader election:
+//   - a replica that does not lead tries the lease again RetryPeriod after
+//     its last try ended, jittered up to (1+JitterFactor)·RetryPeriod;
+//   - it counts the lease as held until LeaseDuration (whole seconds, as the
+//     Lease stores it) after it last saw the record change, by its own clock.
+//
+// So when a leader that last renewed at R dies keeping the lease, a standby
+// sees R at its next try (within maxTryInterval), and takes over at its
+// first try after that sighting plus the lease duration:
+//
+//	R + leaseSeconds < takeover ≤ R + leaseSeconds + 2·maxTryInterval
+//
+// and since R is before the death, takeover − death ≤ leaseSeconds +
+// 2·maxTryInterval. A lease given up on a clean stop has no holder, so the
+// standby takes it at its next try: within maxTryInterval.
+var (
+	leaseSeconds   = time.Duration(int(leaseDuration/time.Second)) * time.Second
+	maxTryInterval = time.Duration((1 + leaderelection.JitterFactor) * float64(retryPeriod))
+)
+
+// Tolerances, stated once:
+//   - machineSlack is added to every upper bound: the API round trips of a
+//     try (a lease read, a write to take over) and goroutine scheduling on a
+//     loaded shared machine. It is an allowance, not a claim about speed.
+//   - clockSlack is taken off the lower bound: the Lease holds its renew time
+//     as wall-clock microseconds while the test reads a monotonic clock. Two
+//     leaders would show as a takeover seconds early, far beyond it.
+const (
+	machineSlack = 2 * time.Second
+	clockSlack   = 50 * time.Millisecond
+)
+
 var suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret}
 
 func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
@@ -48,15 +83,18 @@ func TestMain(m *testing.M) { os.Exit(suite.Main(m)) }
 // replica is one operator process: its own manager, HTTP client and
 // request log.
 type replica struct {
-	name   string
-	rec    *leakcheck.Recorder
-	mgr    ctrl.Manager
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
+	name string
+	rec  *leakcheck.Recorder
+	// leaseReads counts the replica's answered reads of the lease: one per
+	// try to acquire it (a leader renews with writes only).
+	leaseReads atomic.Int64
+	mgr        ctrl.Manager
+	cancel     context.CancelFunc
+	done       chan struct{}
+	err        error
 }
 
-func startReplica(t *testing.T, name string, releaseOnCancel bool) *replica {
+func startReplica(t *testing.T, ns, name string, releaseOnCancel bool) *replica {
 	t.Helper()
 	// The final scan covers a replica that led; a standby that never did has
 	// nothing to scan.
@@ -65,7 +103,8 @@ func startReplica(t *testing.T, name string, releaseOnCancel bool) *replica {
 	o.HTTPClient = r.rec.Client()
 	o.LeaderElect = true
 	o.LeaderElectionID = leaseName
-	o.LeaderElectionNamespace = "default"
+	// The lease lives in the drill's own namespace: a fresh one each run.
+	o.LeaderElectionNamespace = ns
 	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = leaseDuration, renewDeadline, retryPeriod
 	o.LeaderElectionReleaseOnCancel = releaseOnCancel
 	o.ResyncInterval = time.Hour
@@ -74,7 +113,18 @@ func startReplica(t *testing.T, name string, releaseOnCancel bool) *replica {
 	// One worker: the sources converge one after another, so the leader
 	// reliably dies with work left, however loaded the machine is.
 	o.MaxConcurrentReconciles = 1
-	mgr, err := manager.New(suite.Env.Config, o)
+	cfg := rest.CopyConfig(suite.Env.Config)
+	leasePath := "/apis/coordination.k8s.io/v1/namespaces/" + ns + "/leases/" + leaseName
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err == nil && req.Method == http.MethodGet && req.URL.Path == leasePath {
+				r.leaseReads.Add(1)
+			}
+			return resp, err
+		})
+	})
+	mgr, err := manager.New(cfg, o)
 	if err != nil {
 		t.Fatalf("replica %s: %v", name, err)
 	}
@@ -118,6 +168,37 @@ func (r *replica) waitElected(t *testing.T, within time.Duration) time.Time {
 	return time.Time{}
 }
 
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// assertStandby: the replica tried the lease (two reads: its first try was
+// over when the second began) and, the lease being held, did not take it.
+// Without the tries, "not elected" would prove nothing.
+func (r *replica) assertStandby(t *testing.T, holder string) {
+	t.Helper()
+	from := r.leaseReads.Load()
+	localenvtest.WaitUntil(t, time.Minute, "replica "+r.name+" to try the lease", func(context.Context) (bool, error) {
+		return r.leaseReads.Load() >= from+2, nil
+	})
+	if r.elected() {
+		t.Fatalf("replica %s was elected while %s held the lease: two leaders", r.name, holder)
+	}
+}
+
+// checkTakeover holds a takeover after a death that kept the lease to the
+// bounds the lease settings give (see maxTryInterval).
+func checkTakeover(t *testing.T, who string, lastRenew, died, tookOver time.Time) {
+	t.Helper()
+	if earliest := lastRenew.Add(leaseSeconds - clockSlack); tookOver.Before(earliest) {
+		t.Errorf("%s took over %s before the lease renewed at %s ran out: two leaders", who, lastRenew.Add(leaseSeconds).Sub(tookOver), lastRenew.Format(time.StampMicro))
+	}
+	if most := leaseSeconds + 2*maxTryInterval + machineSlack; tookOver.Sub(died) > most {
+		t.Errorf("%s took over %s after the leader died, want within %s (lease %s + 2 tries of up to %s + %s slack)",
+			who, tookOver.Sub(died), most, leaseSeconds, maxTryInterval, machineSlack)
+	}
+}
+
 // requestsIn returns the replica's Adobe requests in [from, to).
 func (r *replica) requestsIn(from, to time.Time) int {
 	n := 0
@@ -131,7 +212,12 @@ func (r *replica) requestsIn(from, to time.Time) int {
 
 func TestLeaderFailover(t *testing.T) {
 	ctx := context.Background()
-	suite.CreateNamespace(t, namespace)
+	// The bounds below must tell a takeover that waited for the lease from
+	// one that did not.
+	if maxTryInterval+machineSlack >= leaseSeconds {
+		t.Fatalf("a clean handover's bound (%s) is not below the lease (%s): the drill could not tell them apart", maxTryInterval+machineSlack, leaseSeconds)
+	}
+	ns := suite.NewNamespace(t, "ha")
 	// Slow Adobe down so the leader dies with work in flight.
 	if err := suite.Env.Emulator.SetFaults(emulator.Faults{Latency: 150 * time.Millisecond}); err != nil {
 		t.Fatal(err)
@@ -139,26 +225,24 @@ func TestLeaderFailover(t *testing.T) {
 	t.Cleanup(func() { _ = suite.Env.Emulator.SetFaults(emulator.Faults{}) })
 	suite.Env.Emulator.ResetCalls()
 
-	a := startReplica(t, "a", false)
+	a := startReplica(t, ns, "a", false)
 	a.waitElected(t, 30*time.Second)
-	b := startReplica(t, "b", false)
+	b := startReplica(t, ns, "b", false)
 	bStarted := time.Now()
 
 	var sources []*v1alpha1.CapillarySource
 	for i := range resources {
-		cs := localenvtest.NewSource(namespace, fmt.Sprintf("src-%d", i), localenvtest.Mappings(localenvtest.PointsMapping))
+		cs := localenvtest.NewSource(ns, fmt.Sprintf("src-%d", i), localenvtest.Mappings(localenvtest.PointsMapping))
 		suite.Create(t, cs)
 		sources = append(sources, cs)
 	}
 
 	// Kill the leader mid-convergence, without giving the lease up (a crash,
 	// an evicted node): once a few resources are Ready, none being all.
-	waitUntil(t, "a few resources Ready", 60*time.Second, func() bool { return countReady(t) >= 2 })
-	if b.elected() {
-		t.Fatal("the standby was elected while the leader held the lease")
-	}
-	readyAtKill := countReady(t)
-	lastRenew := leaseRenewTime(t)
+	localenvtest.WaitUntil(t, 60*time.Second, "a few resources Ready", func(context.Context) (bool, error) { return countReady(t, ns) >= 2, nil })
+	b.assertStandby(t, "a")
+	readyAtKill := countReady(t, ns)
+	lastRenew := leaseRenewTime(t, ns)
 	killed := a.kill()
 	if readyAtKill == resources {
 		t.Fatalf("all %d resources were Ready before the leader died: the drill proves nothing", readyAtKill)
@@ -168,18 +252,10 @@ func TestLeaderFailover(t *testing.T) {
 	}
 
 	// The standby takes over once the lease runs out: not before (two
-	// leaders), and within the lease duration plus the retry periods it
-	// takes to notice (with slack for a loaded machine).
+	// leaders), and within the bound the lease settings give.
 	tookOver := b.waitElected(t, leaseDuration+time.Minute)
 	takeover := tookOver.Sub(killed)
-	// A second of slack for the clock reads on a loaded machine; two leaders
-	// would show as a takeover right after the kill, seconds early.
-	if expiry := lastRenew.Add(leaseDuration); tookOver.Before(expiry.Add(-time.Second)) {
-		t.Errorf("standby took over %s before the lease renewed at %s ran out: two leaders", expiry.Sub(tookOver), lastRenew.Format(time.StampMicro))
-	}
-	if most := leaseDuration + 3*retryPeriod + 5*time.Second; takeover > most {
-		t.Errorf("standby took over %s after the leader died, want within %s (lease %s)", takeover, most, leaseDuration)
-	}
+	checkTakeover(t, "standby b", lastRenew, killed, tookOver)
 	if n := a.requestsIn(tookOver, time.Now().Add(time.Hour)); n != 0 {
 		t.Errorf("the dead leader called Adobe %d times after the standby took over", n)
 	}
@@ -188,8 +264,8 @@ func TestLeaderFailover(t *testing.T) {
 		t.Errorf("the standby called Adobe %s before it was elected", tookOver.Sub(first))
 	}
 
-	waitUntil(t, "every resource Ready under the new leader", 90*time.Second, func() bool { return countReady(t) == resources })
-	list := suite.List(t, namespace)
+	localenvtest.WaitUntil(t, 90*time.Second, "every resource Ready under the new leader", func(context.Context) (bool, error) { return countReady(t, ns) == resources, nil })
+	list := suite.List(t, ns)
 	report := ownership.Check(suite.Env.Emulator.Objects(), list, nil)
 	for _, p := range report.Problems {
 		t.Error(p)
@@ -201,26 +277,26 @@ func TestLeaderFailover(t *testing.T) {
 		}
 	}
 
-	// A rolling update: a fresh standby, and the leader stops cleanly,
-	// giving the lease up. The standby takes over without waiting for the
-	// lease to run out, and finds nothing to create.
-	c := startReplica(t, "c", true)
-	time.Sleep(2 * retryPeriod)
-	if c.elected() {
-		t.Fatal("the new standby was elected while b held the lease")
-	}
-	// b runs with release-on-cancel off; a clean stop of the production
-	// default gives the lease up, so hand over through a replica that does.
-	handoverStart := b.kill()
-	handover := c.waitElected(t, leaseDuration+time.Minute).Sub(handoverStart)
-	waitUntil(t, "every resource Ready under the third leader", 60*time.Second, func() bool { return countReady(t) == resources })
+	// b dies keeping the lease too: a fresh standby c waits it out.
+	c := startReplica(t, ns, "c", true)
+	c.assertStandby(t, "b")
+	bRenew := leaseRenewTime(t, ns)
+	bKilled := b.kill()
+	cTookOver := c.waitElected(t, leaseDuration+time.Minute)
+	handover := cTookOver.Sub(bKilled)
+	checkTakeover(t, "replica c", bRenew, bKilled, cTookOver)
+	localenvtest.WaitUntil(t, 60*time.Second, "every resource Ready under the third leader", func(context.Context) (bool, error) { return countReady(t, ns) == resources, nil })
 
-	d := startReplica(t, "d", true)
-	time.Sleep(2 * retryPeriod)
+	// A rolling update: c stops cleanly and gives the lease up (as the
+	// production default does); the standby d takes it at its next try,
+	// without waiting for the lease to run out, and finds nothing to create.
+	d := startReplica(t, ns, "d", true)
+	d.assertStandby(t, "c")
 	released := c.kill()
 	graceful := d.waitElected(t, leaseDuration+time.Minute).Sub(released)
-	if graceful >= leaseDuration {
-		t.Errorf("after a clean stop that gave the lease up, the standby took %s to take over, want less than the lease (%s)", graceful, leaseDuration)
+	if most := maxTryInterval + machineSlack; graceful > most {
+		t.Errorf("after a clean stop that gave the lease up, the standby took %s to take over, want within %s (one try of up to %s + %s slack; the lease is %s)",
+			graceful, most, maxTryInterval, machineSlack, leaseSeconds)
 	}
 
 	// Clean up under the last leader: nothing left in Adobe.
@@ -229,7 +305,7 @@ func TestLeaderFailover(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, "every resource deleted", 60*time.Second, func() bool { return len(suite.List(t, namespace)) == 0 })
+	localenvtest.WaitUntil(t, 60*time.Second, "every resource deleted", func(context.Context) (bool, error) { return len(suite.List(t, ns)) == 0, nil })
 	if left := ownership.NewIndex(suite.Env.Emulator.Objects()).Owners(); len(left) != 0 {
 		t.Errorf("Adobe still holds objects of %d deleted resources", len(left))
 	}
@@ -261,10 +337,10 @@ HA drill: %d resources, lease %s, renew deadline %s, retry period %s
 }
 
 // leaseRenewTime is when the leader last renewed the lease, as recorded.
-func leaseRenewTime(t *testing.T) time.Time {
+func leaseRenewTime(t *testing.T, ns string) time.Time {
 	t.Helper()
 	var l coordinationv1.Lease
-	if err := suite.Env.Client.Get(context.Background(), client.ObjectKey{Namespace: "default", Name: leaseName}, &l); err != nil {
+	if err := suite.Env.Client.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: leaseName}, &l); err != nil {
 		t.Fatalf("read the leader election lease: %v", err)
 	}
 	if l.Spec.RenewTime == nil {
@@ -281,24 +357,13 @@ func firstRequest(r *replica) time.Time {
 	return reqs[0].Time
 }
 
-func countReady(t *testing.T) int {
+func countReady(t *testing.T, ns string) int {
 	t.Helper()
 	n := 0
-	for _, cs := range suite.List(t, namespace) {
+	for _, cs := range suite.List(t, ns) {
 		if localenvtest.IsReady(&cs) {
 			n++
 		}
 	}
 	return n
-}
-
-func waitUntil(t *testing.T, what string, within time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", within, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -93,8 +93,7 @@ func TestTLSVerification(t *testing.T) {
 	srv.StartTLS()
 	defer srv.Close()
 
-	ns := "tls"
-	suite.CreateNamespace(t, ns)
+	ns := suite.NewNamespace(t, "tls")
 	options := func() manager.Options {
 		o := suite.Env.ManagerOptions()
 		o.IMSURL, o.PlatformURL = srv.URL, srv.URL
@@ -204,8 +203,7 @@ func hasURLPattern(p string) bool {
 // it was started with: URL-looking mappings and a schema $id naming another
 // host send no request anywhere else.
 func TestSpecCannotRedirectTheOperator(t *testing.T) {
-	ns := "ssrf"
-	suite.CreateNamespace(t, ns)
+	ns := suite.NewNamespace(t, "ssrf")
 	rec := suite.NewRecorder("", nil)
 	o := suite.Env.ManagerOptions()
 	o.HTTPClient = rec.Client()
@@ -248,8 +246,7 @@ func TestSpecCannotRedirectTheOperator(t *testing.T) {
 // package (token requests included) is checked for credential-named query
 // parameters, userinfo and the value of any client secret or token.
 func TestNoCredentialInURLs(t *testing.T) {
-	ns := "urls"
-	suite.CreateNamespace(t, ns)
+	ns := suite.NewNamespace(t, "urls")
 	// Lost create answers make the operator look objects up by name, so
 	// requests with a query are made too.
 	if err := suite.Env.Emulator.SetFaults(emulator.Faults{RateLostResponse: 1, Operations: []string{emulator.OpSourceConnectionsCreate}}); err != nil {

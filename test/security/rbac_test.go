@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -61,9 +60,9 @@ const (
 	serviceAccount    = "controller-manager"
 )
 
-// rbacObjects reads config/rbac with the operator's namespace filled in
+// rbacObjects reads config/rbac with the operator's namespace ns filled in
 // (kustomize's job in config/default).
-func rbacObjects(t *testing.T) []client.Object {
+func rbacObjects(t *testing.T, ns string) []client.Object {
 	t.Helper()
 	root, err := controlplane.RepoRoot()
 	if err != nil {
@@ -93,13 +92,13 @@ func rbacObjects(t *testing.T) []client.Object {
 			}
 			obj := o.(client.Object)
 			if obj.GetNamespace() == "system" {
-				obj.SetNamespace(operatorNamespace)
+				obj.SetNamespace(ns)
 			}
 			switch b := obj.(type) {
 			case *rbacv1.RoleBinding:
-				fixSubjects(b.Subjects)
+				fixSubjects(b.Subjects, ns)
 			case *rbacv1.ClusterRoleBinding:
-				fixSubjects(b.Subjects)
+				fixSubjects(b.Subjects, ns)
 			}
 			out = append(out, obj)
 		}
@@ -107,10 +106,10 @@ func rbacObjects(t *testing.T) []client.Object {
 	return out
 }
 
-func fixSubjects(ss []rbacv1.Subject) {
+func fixSubjects(ss []rbacv1.Subject, ns string) {
 	for i := range ss {
 		if ss[i].Namespace == "system" {
-			ss[i].Namespace = operatorNamespace
+			ss[i].Namespace = ns
 		}
 	}
 }
@@ -201,7 +200,7 @@ func sortGrants(gs []grant) {
 // and the hand-written roles grant exactly the pinned permissions: no write
 // on Secrets, no wildcard, nothing cluster-wide beyond need.
 func TestRBACIsPinned(t *testing.T) {
-	got := grantsOf(t, rbacObjects(t))
+	got := grantsOf(t, rbacObjects(t, operatorNamespace))
 	want := slices.Clone(pinned)
 	sortGrants(got)
 	sortGrants(want)
@@ -232,16 +231,24 @@ func TestRBACIsPinned(t *testing.T) {
 // refuses what the pin leaves out.
 func TestRBACIsEnough(t *testing.T) {
 	ctx := context.Background()
-	if err := suite.Env.Client.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNamespace}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range rbacObjects(t) {
+	// The operator's namespace is generated (a deleted namespace never goes
+	// away in envtest), and the cluster-wide roles are removed after the
+	// test, so the next run of -count=N starts from nothing.
+	opNS := localenvtest.NewNamespace(t, suite.Env.Client, operatorNamespace)
+	for _, o := range rbacObjects(t, opNS) {
 		if err := suite.Env.Client.Create(ctx, o); err != nil {
 			t.Fatalf("create %T %s: %v", o, o.GetName(), err)
 		}
+		if o.GetNamespace() == "" {
+			t.Cleanup(func() {
+				if err := suite.Env.Client.Delete(context.Background(), o); err != nil {
+					t.Errorf("delete %T %s: %v", o, o.GetName(), err)
+				}
+			})
+		}
 	}
-	user := "system:serviceaccount:" + operatorNamespace + ":" + serviceAccount
-	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + operatorNamespace, "system:authenticated"}
+	user := "system:serviceaccount:" + opNS + ":" + serviceAccount
+	groups := []string{"system:serviceaccounts", "system:serviceaccounts:" + opNS, "system:authenticated"}
 
 	// What the pin leaves out, the API server refuses.
 	for _, attrs := range []authorizationv1.ResourceAttributes{
@@ -251,7 +258,7 @@ func TestRBACIsEnough(t *testing.T) {
 		{Verb: "list", Resource: "pods"},
 		{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "default"},
 		{Verb: "delete", Group: "sources.aepoperator.dev", Resource: "capillarysources", Namespace: "default"},
-		{Verb: "get", Resource: "configmaps", Namespace: operatorNamespace},
+		{Verb: "get", Resource: "configmaps", Namespace: opNS},
 	} {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: user, Groups: groups, ResourceAttributes: &attrs,
@@ -280,7 +287,7 @@ func TestRBACIsEnough(t *testing.T) {
 	o := suite.Env.ManagerOptions()
 	o.HTTPClient = rec.Client()
 	o.LeaderElect = true
-	o.LeaderElectionNamespace = operatorNamespace
+	o.LeaderElectionNamespace = opNS
 	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
 	o.ResyncInterval = time.Hour
 	o.AdobeQPS, o.AdobeBurst = 1000, 1000
@@ -305,8 +312,7 @@ func TestRBACIsEnough(t *testing.T) {
 		t.Fatal("the operator never became leader with the pinned RBAC")
 	}
 
-	ns := "rbac"
-	suite.CreateNamespace(t, ns)
+	ns := suite.NewNamespace(t, "rbac")
 	cs := localenvtest.NewSource(ns, "least-privilege", localenvtest.Mappings(localenvtest.PointsMapping))
 	suite.Create(t, cs)
 	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)

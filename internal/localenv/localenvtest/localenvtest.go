@@ -22,6 +22,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsyaml "sigs.k8s.io/yaml"
 
@@ -193,14 +194,40 @@ func (s *Suite) NewRecorder(name string, base http.RoundTripper) *leakcheck.Reco
 	return rec
 }
 
-// CreateNamespace makes a namespace with the credentials Secret (named
-// SecretName, holding the suite's client ID and secret).
+// CreateNamespace makes the namespace name with the credentials Secret
+// (named SecretName, holding the suite's client ID and secret). envtest
+// runs no namespace controller, so a deleted namespace never goes away: a
+// name must not repeat within one test binary, or the next run of
+// `go test -count=N` fails. Tests that do not build a unique name use
+// NewNamespace.
 func (s *Suite) CreateNamespace(t testing.TB, name string) {
 	t.Helper()
 	if err := s.Env.Client.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}); err != nil {
 		t.Fatal(err)
 	}
 	s.CreateSecret(t, name, SecretName, s.ClientID, s.ClientSecret)
+}
+
+// NewNamespace makes a namespace with a generated name (prefix and a random
+// suffix) and the credentials Secret, and returns the name.
+func (s *Suite) NewNamespace(t testing.TB, prefix string) string {
+	t.Helper()
+	ns := NewNamespace(t, s.Env.Client, prefix)
+	s.CreateSecret(t, ns, SecretName, s.ClientID, s.ClientSecret)
+	return ns
+}
+
+// NewNamespace makes a namespace named prefix, a dash and a random suffix
+// (the API server's generateName), and returns the name. envtest runs no
+// namespace controller, so a deleted namespace never goes away: a fixed
+// name would fail the second run of `go test -count=N`.
+func NewNamespace(t testing.TB, c client.Client, prefix string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}
+	if err := c.Create(context.Background(), ns); err != nil {
+		t.Fatalf("create a namespace %s-*: %v", prefix, err)
+	}
+	return ns.Name
 }
 
 // CreateSecret makes a credentials Secret.
@@ -290,36 +317,60 @@ func (s *Suite) timeout() time.Duration {
 	return defaultTimeout
 }
 
+// PollInterval is how often Poll, WaitUntil, WaitFor and WaitGone look.
+const PollInterval = 100 * time.Millisecond
+
+// Poll calls cond at once and then every PollInterval until it returns
+// true or an error, for at most timeout (wait.PollUntilContextTimeout). It
+// returns nil, cond's error, or the context's error when time ran out.
+func Poll(ctx context.Context, timeout time.Duration, cond func(context.Context) (bool, error)) error {
+	return wait.PollUntilContextTimeout(ctx, PollInterval, timeout, true, cond)
+}
+
+// WaitUntil polls cond until it holds, or fails the test saying what it
+// waited for. A cond that returns an error stops the wait and fails the test
+// with that error.
+func WaitUntil(t testing.TB, timeout time.Duration, what string, cond func(context.Context) (bool, error)) {
+	t.Helper()
+	if err := Poll(context.Background(), timeout, cond); err != nil {
+		t.Fatalf("waiting %s for %s: %v", timeout, what, err)
+	}
+}
+
 // WaitFor polls the resource until cond holds, or fails the test with the
 // last status it saw.
 func (s *Suite) WaitFor(t testing.TB, cs *v1alpha1.CapillarySource, what string, cond func(*v1alpha1.CapillarySource) bool) *v1alpha1.CapillarySource {
 	t.Helper()
-	deadline := time.Now().Add(s.timeout())
 	var last *v1alpha1.CapillarySource
-	for time.Now().Before(deadline) {
-		last = &v1alpha1.CapillarySource{}
-		if err := s.Env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), last); err == nil && cond(last) {
-			return last
+	err := Poll(context.Background(), s.timeout(), func(ctx context.Context) (bool, error) {
+		cur := &v1alpha1.CapillarySource{}
+		if err := s.Env.Client.Get(ctx, client.ObjectKeyFromObject(cs), cur); err != nil {
+			return false, nil // not there yet, or a blip: look again
 		}
-		time.Sleep(100 * time.Millisecond)
+		last = cur
+		return cond(cur), nil
+	})
+	if err != nil {
+		status := "none read"
+		if last != nil {
+			status = fmt.Sprintf("%+v", last.Status)
+		}
+		t.Fatalf("%s/%s never became %s within %s; last status: %s", cs.Namespace, cs.Name, what, s.timeout(), status)
 	}
-	t.Fatalf("%s/%s never became %s; last status: %+v", cs.Namespace, cs.Name, what, last.Status)
-	return nil
+	return last
 }
 
 // WaitGone waits until the resource no longer exists, or fails the test
 // with its status.
 func (s *Suite) WaitGone(t testing.TB, cs *v1alpha1.CapillarySource) {
 	t.Helper()
-	deadline := time.Now().Add(s.timeout())
-	for time.Now().Before(deadline) {
-		err := s.Env.Client.Get(context.Background(), client.ObjectKeyFromObject(cs), &v1alpha1.CapillarySource{})
-		if apierrors.IsNotFound(err) {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
+	err := Poll(context.Background(), s.timeout(), func(ctx context.Context) (bool, error) {
+		err := s.Env.Client.Get(ctx, client.ObjectKeyFromObject(cs), &v1alpha1.CapillarySource{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		t.Fatalf("%s/%s was never deleted; status: %+v", cs.Namespace, cs.Name, s.Get(t, cs).Status)
 	}
-	t.Fatalf("%s/%s was never deleted; status: %+v", cs.Namespace, cs.Name, s.Get(t, cs).Status)
 }
 
 // DeleteAndWait deletes the resource and waits until it is gone.

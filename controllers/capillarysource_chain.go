@@ -82,6 +82,12 @@ type optional interface {
 	notWanted() (string, bool)
 }
 
+// prepared is a kind whose create needs local work that can fail (params
+// from a Secret): it runs before the create marker, since nothing is sent.
+type prepared interface {
+	prepare() error
+}
+
 // versioned is a kind whose status tells, without a read, that the object
 // is not as declared (its params came from an older Secret).
 type versioned interface {
@@ -258,6 +264,11 @@ func (r *CapillarySourceReconciler) observe(ctx context.Context, s *scope, c ext
 func (r *CapillarySourceReconciler) create(ctx context.Context, s *scope, c external) (observation, error) {
 	k := c.kind()
 	s.progressing(k.condition, "Creating the "+k.title)
+	if p, ok := c.(prepared); ok {
+		if err := p.prepare(); err != nil {
+			return observation{}, k.classify("prepare the "+k.title, err)
+		}
+	}
 	if err := r.beginCreate(ctx, s); err != nil {
 		return observation{}, err
 	}

@@ -23,6 +23,8 @@ type baseConnection struct {
 	s *scope
 	// etag of the connection Get or Find read, for the PATCH of a rotation.
 	etag string
+	// params, filled from the Secret by prepare.
+	params map[string]any
 }
 
 func newBaseConnection(s *scope) external { return &baseConnection{s: s} }
@@ -80,16 +82,20 @@ func (c *baseConnection) Find(ctx context.Context, name string) (observation, er
 	return observation{exists: true, id: conn.ID}, nil
 }
 
+// prepare fills the params from the Secret and checks them against the
+// authSpec's schema.
+func (c *baseConnection) prepare() error {
+	var err error
+	c.params, err = c.s.specs.auth.params(c.s.secret, c.s.cs.Spec.CredentialsSecretRef.AuthParamKeys)
+	return err
+}
+
 func (c *baseConnection) Create(ctx context.Context) (observation, error) {
 	cs, auth := c.s.cs, c.s.specs.auth
-	params, err := auth.params(c.s.secret, cs.Spec.CredentialsSecretRef.AuthParamKeys)
-	if err != nil {
-		return observation{}, err
-	}
 	ref, err := c.s.adobe.CreateConnection(ctx, flowservice.ConnectionInput{
 		Name:           adobeName(cs, "base"),
 		Description:    description(cs),
-		Auth:           flowservice.Auth{SpecName: auth.name, Params: params},
+		Auth:           flowservice.Auth{SpecName: auth.name, Params: c.params},
 		ConnectionSpec: flowservice.SpecRef{ID: cs.Spec.ConnectionSpecID, Version: specVersion(c.s.specs.connection.Version)},
 	})
 	if err == nil {
@@ -101,13 +107,12 @@ func (c *baseConnection) Create(ctx context.Context) (observation, error) {
 // Update sends the params again from the rotated Secret (PATCH, If-Match).
 func (c *baseConnection) Update(ctx context.Context) error {
 	cs := c.s.cs
-	params, err := c.s.specs.auth.params(c.s.secret, cs.Spec.CredentialsSecretRef.AuthParamKeys)
-	if err != nil {
+	if err := c.prepare(); err != nil {
 		return err
 	}
 	id := *c.id()
 	if _, err := c.s.adobe.PatchConnection(ctx, id, c.etag, []flowservice.PatchOp{
-		{Op: flowservice.PatchReplace, Path: "/auth/params", Value: params},
+		{Op: flowservice.PatchReplace, Path: "/auth/params", Value: c.params},
 	}); err != nil {
 		return err
 	}

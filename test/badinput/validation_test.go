@@ -117,6 +117,19 @@ func TestCRDValidationAtApply(t *testing.T) {
 		{name: "datasetId with a dot", rules: []string{"spec.target.datasetId:pattern"}, mutate: set("spec.target.datasetId", "6889f4f8.9b98"), wantField: "spec.target.datasetId", wantType: metav1.CauseTypeFieldValueInvalid},
 		{name: "schemaVersion not an XED content type", rules: []string{"spec.target.schemaVersion:pattern"}, mutate: set("spec.target.schemaVersion", "application/json"), wantField: "spec.target.schemaVersion", wantType: metav1.CauseTypeFieldValueInvalid},
 
+		// Dataflow options and authSpec param keys.
+		{name: "partialIngestionPercent 0", rules: []string{"spec.dataflow.partialIngestionPercent:minimum"}, mutate: set("spec.dataflow", obj{"partialIngestionPercent": 0}), wantField: "spec.dataflow.partialIngestionPercent", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "partialIngestionPercent 101", rules: []string{"spec.dataflow.partialIngestionPercent:maximum"}, mutate: set("spec.dataflow", obj{"partialIngestionPercent": 101}), wantField: "spec.dataflow.partialIngestionPercent", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "partialIngestionPercent beyond int32", rules: []string{"spec.dataflow.partialIngestionPercent:format"}, mutate: set("spec.dataflow", obj{"partialIngestionPercent": int64(1) << 32}), wantField: "spec.dataflow.partialIngestionPercent", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "partialIngestionPercent at its bounds", mutate: set("spec.dataflow", obj{"partialIngestionPercent": 100, "errorDiagnosticsEnabled": true})},
+		{name: "too many authParamKeys", rules: []string{"spec.credentialsSecretRef.authParamKeys:maxProperties"}, mutate: func(o obj) {
+			keys := obj{}
+			for i := range 65 {
+				keys[fmt.Sprintf("param%d", i)] = "key"
+			}
+			set("spec.credentialsSecretRef.authParamKeys", keys)(o)
+		}, wantField: "spec.credentialsSecretRef.authParamKeys", wantType: metav1.CauseTypeTooMany},
+
 		// Types and fields the schema does not know (not rules of their own:
 		// structural schema and kubectl's strict field validation).
 		{name: "suspend as a string", mutate: set("spec.suspend", "yes"), wantField: ".spec.suspend", wantType: refusedByApply},

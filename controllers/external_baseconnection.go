@@ -86,7 +86,7 @@ func (c *baseConnection) Find(ctx context.Context, name string) (observation, er
 // authSpec's schema.
 func (c *baseConnection) prepare() error {
 	var err error
-	c.params, err = c.s.specs.auth.params(c.s.secret, c.s.cs.Spec.CredentialsSecretRef.AuthParamKeys)
+	c.params, err = c.s.specs.auth.params(c.s.secret, c.s.cs.Spec.CredentialsSecretRef.ParamKeys())
 	return err
 }
 

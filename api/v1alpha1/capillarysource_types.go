@@ -155,8 +155,36 @@ type CredentialsSecretReference struct {
 	// const or default from the authSpec, if it has one. Used only when the
 	// connection spec asks for a base connection.
 	// +optional
-	// +kubebuilder:validation:MaxProperties=64
-	AuthParamKeys map[string]string `json:"authParamKeys,omitempty"`
+	// +listType=map
+	// +listMapKey=param
+	// +kubebuilder:validation:MaxItems=64
+	AuthParamKeys []AuthParamKey `json:"authParamKeys,omitempty"`
+}
+
+// AuthParamKey names the Secret key that holds one authSpec param.
+type AuthParamKey struct {
+	// param is the name of the param in the authSpec's schema.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Param string `json:"param"`
+
+	// key is the key of the Secret that holds it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key"`
+}
+
+// ParamKeys is authParamKeys as a map from param to key.
+func (r CredentialsSecretReference) ParamKeys() map[string]string {
+	out := make(map[string]string, len(r.AuthParamKeys))
+	for _, k := range r.AuthParamKeys {
+		out[k.Param] = k.Key
+	}
+	return out
 }
 
 // Target is the Experience Platform dataset that receives the events.

@@ -122,13 +122,33 @@ func TestCRDValidationAtApply(t *testing.T) {
 		{name: "partialIngestionPercent 101", rules: []string{"spec.dataflow.partialIngestionPercent:maximum"}, mutate: set("spec.dataflow", obj{"partialIngestionPercent": 101}), wantField: "spec.dataflow.partialIngestionPercent", wantType: metav1.CauseTypeFieldValueInvalid},
 		{name: "partialIngestionPercent beyond int32", rules: []string{"spec.dataflow.partialIngestionPercent:format"}, mutate: set("spec.dataflow", obj{"partialIngestionPercent": int64(1) << 32}), wantField: "spec.dataflow.partialIngestionPercent", wantType: metav1.CauseTypeFieldValueInvalid},
 		{name: "partialIngestionPercent at its bounds", mutate: set("spec.dataflow", obj{"partialIngestionPercent": 100, "errorDiagnosticsEnabled": true})},
-		{name: "too many authParamKeys", rules: []string{"spec.credentialsSecretRef.authParamKeys:maxProperties"}, mutate: func(o obj) {
-			keys := obj{}
+		{name: "too many authParamKeys", rules: []string{"spec.credentialsSecretRef.authParamKeys:maxItems"}, mutate: func(o obj) {
+			var keys []any
 			for i := range 65 {
-				keys[fmt.Sprintf("param%d", i)] = "key"
+				keys = append(keys, obj{"param": fmt.Sprintf("param%d", i), "key": "key"})
 			}
 			set("spec.credentialsSecretRef.authParamKeys", keys)(o)
 		}, wantField: "spec.credentialsSecretRef.authParamKeys", wantType: metav1.CauseTypeTooMany},
+		{name: "authParamKeys maps a param twice", rules: []string{"spec.credentialsSecretRef.authParamKeys:x-kubernetes-list-type"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "p", "key": "a"}, obj{"param": "p", "key": "b"}}),
+			wantField: ".spec.credentialsSecretRef.authParamKeys: duplicate entries", wantType: refusedByApply},
+		{name: "authParamKeys without param", rules: []string{"spec.credentialsSecretRef.authParamKeys[]:required:param"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"key": "a"}}), wantField: ".spec.credentialsSecretRef.authParamKeys: element 0", wantType: refusedByApply},
+		{name: "authParamKeys without key", rules: []string{"spec.credentialsSecretRef.authParamKeys[]:required:key"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "p"}}), wantField: "spec.credentialsSecretRef.authParamKeys[0].key", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "authParamKeys param empty", rules: []string{"spec.credentialsSecretRef.authParamKeys[].param:minLength"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "", "key": "k"}}), wantField: "spec.credentialsSecretRef.authParamKeys[0].param", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "authParamKeys param too long", rules: []string{"spec.credentialsSecretRef.authParamKeys[].param:maxLength"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": long(254), "key": "k"}}), wantField: "spec.credentialsSecretRef.authParamKeys[0].param", wantType: metav1.CauseTypeTooLong},
+		{name: "authParamKeys param with a space", rules: []string{"spec.credentialsSecretRef.authParamKeys[].param:pattern"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "a b", "key": "k"}}), wantField: "spec.credentialsSecretRef.authParamKeys[0].param", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "authParamKeys key empty", rules: []string{"spec.credentialsSecretRef.authParamKeys[].key:minLength"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "p", "key": ""}}), wantField: "spec.credentialsSecretRef.authParamKeys[0].key", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "authParamKeys key too long", rules: []string{"spec.credentialsSecretRef.authParamKeys[].key:maxLength"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "p", "key": long(254)}}), wantField: "spec.credentialsSecretRef.authParamKeys[0].key", wantType: metav1.CauseTypeTooLong},
+		{name: "authParamKeys key with a slash", rules: []string{"spec.credentialsSecretRef.authParamKeys[].key:pattern"},
+			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "p", "key": "a/b"}}), wantField: "spec.credentialsSecretRef.authParamKeys[0].key", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "authParamKeys as documented", mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "clientSecret", "key": "adobe-client-secret"}})},
 
 		// Types and fields the schema does not know (not rules of their own:
 		// structural schema and kubectl's strict field validation).

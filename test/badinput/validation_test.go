@@ -130,7 +130,7 @@ func TestCRDValidationAtApply(t *testing.T) {
 			set("spec.credentialsSecretRef.authParamKeys", keys)(o)
 		}, wantField: "spec.credentialsSecretRef.authParamKeys", wantType: metav1.CauseTypeTooMany},
 		{name: "authParamKeys maps a param twice", rules: []string{"spec.credentialsSecretRef.authParamKeys:x-kubernetes-list-type"},
-			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "p", "key": "a"}, obj{"param": "p", "key": "b"}}),
+			mutate:    set("spec.credentialsSecretRef.authParamKeys", []any{obj{"param": "p", "key": "a"}, obj{"param": "p", "key": "b"}}),
 			wantField: ".spec.credentialsSecretRef.authParamKeys: duplicate entries", wantType: refusedByApply},
 		{name: "authParamKeys without param", rules: []string{"spec.credentialsSecretRef.authParamKeys[]:required:param"},
 			mutate: set("spec.credentialsSecretRef.authParamKeys", []any{obj{"key": "a"}}), wantField: ".spec.credentialsSecretRef.authParamKeys: element 0", wantType: refusedByApply},

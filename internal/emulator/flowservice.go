@@ -140,7 +140,9 @@ func errMandatory(field string) *apiError {
 	return errBadRequest("The mandatory field " + field + " is not provided. Please provide the " + field + " and try again.")
 }
 
-func (e *Emulator) validateSourceConnection(doc map[string]any) *apiError {
+// validateSourceConnectionLocked checks a source connection, including its
+// base connection when the spec has an authSpec; e.mu must be held.
+func (e *Emulator) validateSourceConnectionLocked(doc map[string]any, rc *reqCtx) *apiError {
 	if str(doc, "name") == "" {
 		return errMandatory("name")
 	}
@@ -148,13 +150,12 @@ func (e *Emulator) validateSourceConnection(doc map[string]any) *apiError {
 	if specID == "" {
 		return errMandatory("connectionSpec.id")
 	}
-	if connectionSpecs.get(specID) == nil || !isSourceSpec(specID) {
+	connSpec := e.connSpecs.get(specID)
+	if connSpec == nil || !isSourceSpec(specID) {
 		return errInvalidSpec(specID)
 	}
-	if str(doc, "baseConnectionId") != "" {
-		// A Streaming-SDK spec has an empty authSpec: no base connection.
-		return &apiError{status: http.StatusBadRequest, code: "1332-400", title: "Invalid request",
-			detail: "The source connection request with the connectionSpecId: " + specID + " cannot have a baseConnectionId. Please remove the baseConnectionId and try again."}
+	if aerr := e.validateBaseConnectionRefLocked(doc, connSpec, rc); aerr != nil {
+		return aerr
 	}
 	if f := str(doc, "data", "format"); f != "" && f != "json" {
 		return errBadRequest("The format of source data supplied=" + f + " in SourceConnection is not supported. The allowed values are: [json].")
@@ -317,8 +318,10 @@ func (e *Emulator) createObject(kind Kind) handlerFunc {
 		defer e.mu.Unlock()
 		var aerr *apiError
 		switch kind {
+		case KindConnection:
+			aerr = e.validateConnection(doc)
 		case KindSourceConnection:
-			aerr = e.validateSourceConnection(doc)
+			aerr = e.validateSourceConnectionLocked(doc, rc)
 		case KindTargetConnection:
 			aerr = e.validateTargetConnection(doc)
 		case KindFlow:
@@ -361,7 +364,7 @@ func (e *Emulator) getObject(kind Kind) handlerFunc {
 		rec := e.store.get(kind, id, rc.org, rc.sandbox)
 		var doc map[string]any
 		if rec != nil {
-			doc = cloneMap(rec.Doc)
+			doc = e.view(kind, cloneMap(rec.Doc))
 		}
 		e.mu.Unlock()
 		if doc == nil {
@@ -383,7 +386,7 @@ func (e *Emulator) listObjects(kind Kind) handlerFunc {
 		recs := e.store.list(kind, rc.org, rc.sandbox)
 		docs := make([]map[string]any, len(recs))
 		for i, rec := range recs {
-			docs[i] = cloneMap(rec.Doc)
+			docs[i] = e.view(kind, cloneMap(rec.Doc))
 		}
 		e.mu.Unlock()
 		writeList(w, r, string(kind), lq, docs)
@@ -443,8 +446,10 @@ func (e *Emulator) patchObject(kind Kind) handlerFunc {
 			return
 		}
 		switch kind {
+		case KindConnection:
+			aerr = e.validateConnection(doc)
 		case KindSourceConnection:
-			aerr = e.validateSourceConnection(doc)
+			aerr = e.validateSourceConnectionLocked(doc, rc)
 		case KindTargetConnection:
 			aerr = e.validateTargetConnection(doc)
 		case KindFlow:
@@ -460,6 +465,9 @@ func (e *Emulator) patchObject(kind Kind) handlerFunc {
 		if aerr != nil {
 			aerr.write(w, rc)
 			return
+		}
+		if kind == KindConnection {
+			e.rememberSecretLocked(id, rec.Doc, doc)
 		}
 		now := e.clock().UnixMilli()
 		etag := stampUpdate(doc, rc, now)
@@ -499,7 +507,16 @@ func (e *Emulator) deleteObject(kind Kind) handlerFunc {
 			errNotFound(kind, id).write(w, rc)
 			return
 		}
-		if kind != KindFlow {
+		switch kind {
+		case KindConnection:
+			// Adobe refuses with 1418-400 while the base connection is in
+			// use; here, while a source connection still references it.
+			if users := e.sourcesUsingLocked(id, rc); len(users) > 0 {
+				errConnectionInUse(kind, id).write(w, rc)
+				return
+			}
+			delete(e.prevSecrets, id)
+		case KindSourceConnection, KindTargetConnection:
 			if users := e.flowsUsingLocked(kind, id, rc); len(users) > 0 {
 				errConnectionInUse(kind, id).write(w, rc)
 				return

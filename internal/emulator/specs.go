@@ -48,6 +48,8 @@ func (s specSet) all() []map[string]any {
 	return out
 }
 
+// connectionSpecs are the connection specs of the none variant; see
+// connectionSpecsFor for the others.
 var connectionSpecs = specSet{kind: "connectionSpecs", items: mustDocs(`[
 {
   "id": "` + CapillaryConnectionSpecID + `",
@@ -168,6 +170,28 @@ var flowSpecs = specSet{kind: "flowSpecs", items: mustDocs(`[
   "attributes": {"isSourceFlow": true, "frequency": "scheduled"}
 }
 ]`)}
+
+// connectionSpecsFor returns the connection specs a run serves: the
+// Capillary spec carries the variant's authSpec, and sourceSpec.attributes.
+// authRequired is true exactly when that authSpec is not empty (the Streaming
+// SDK's generic spec pairs `"authSpec": []` with authRequired false,
+// help/sources/sources-sdk/streaming/create.md).
+func connectionSpecsFor(a ConnectionAuth) specSet {
+	out := specSet{kind: connectionSpecs.kind, items: connectionSpecs.all()}
+	var auth []any
+	if err := json.Unmarshal([]byte(authSpecJSON(a)), &auth); err != nil {
+		panic("emulator: built-in authSpec: " + err.Error())
+	}
+	for _, it := range out.items {
+		if it["id"] != CapillaryConnectionSpecID {
+			continue
+		}
+		it["authSpec"] = auth
+		attrs, _ := mapAt(it, "sourceSpec", "attributes")
+		attrs["authRequired"] = len(auth) > 0
+	}
+	return out
+}
 
 func mustDocs(s string) []map[string]any {
 	var docs []map[string]any

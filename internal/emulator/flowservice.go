@@ -572,39 +572,3 @@ func (e *Emulator) flowAction(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	e.persistLocked()
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "etag": etag})
 }
-
-// handleCollection accepts an event posted to a flow's inlet URL, as the
-// streaming collection endpoint (dcs.adobedc.net/collection/{inletId}) does.
-func (e *Emulator) handleCollection(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	inlet := r.PathValue("inlet")
-	var event any
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		errProblem(http.StatusRequestEntityTooLarge, "Payload Too Large", "The payload exceeds the maximum size.").write(w, rc)
-		return
-	}
-	if err := json.Unmarshal(data, &event); err != nil {
-		errProblem(http.StatusBadRequest, "Bad Request", "The payload is not valid JSON.").write(w, rc)
-		return
-	}
-	suffix := CollectionPrefix + "/" + inlet
-	found := false
-	e.mu.Lock()
-	for _, f := range e.store.objects[KindFlow] {
-		if strings.HasSuffix(str(f.Doc, "options", "inletUrl"), suffix) {
-			found = true
-			break
-		}
-	}
-	now := e.clock().UnixMilli()
-	e.mu.Unlock()
-	if !found {
-		errProblem(http.StatusNotFound, "Not Found", "No inlet with ID "+inlet+" exists.").write(w, rc)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"inletId":        inlet,
-		"xactionId":      strconv.FormatInt(now, 10) + ":" + newHexID(4),
-		"receivedTimeMs": now,
-	})
-}

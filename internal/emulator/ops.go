@@ -44,6 +44,9 @@ const (
 
 	// OpCollection is a POST of an event to a flow's inlet URL.
 	OpCollection = "collection.post"
+	// OpCollectionBatch is a POST of several messages to
+	// /collection/batch/{inletId}.
+	OpCollectionBatch = "collection.batch"
 
 	// OpUnknown counts requests that matched no Adobe endpoint.
 	OpUnknown = "unknown"
@@ -59,7 +62,7 @@ func Operations() []string {
 		OpTargetConnectionsCreate, OpTargetConnectionsGet, OpTargetConnectionsList, OpTargetConnectionsPatch, OpTargetConnectionsDelete,
 		OpFlowsCreate, OpFlowsGet, OpFlowsList, OpFlowsPatch, OpFlowsDelete, OpFlowsAction,
 		OpMappingSetsCreate, OpMappingSetsGet, OpMappingSetsList, OpMappingSetsUpdate,
-		OpCollection,
+		OpCollection, OpCollectionBatch,
 	}
 }
 

@@ -79,6 +79,7 @@ func (e *Emulator) routes() *http.ServeMux {
 		{"PUT " + dp + "/mappingSets/{id}", OpMappingSetsUpdate, classPlatform, e.updateMappingSet},
 
 		{"POST " + CollectionPrefix + "/{inlet}", OpCollection, classCollection, e.handleCollection},
+		{"POST " + CollectionPrefix + "/batch/{inlet}", OpCollectionBatch, classCollection, e.handleCollectionBatch},
 
 		{"/", OpUnknown, classUnknown, e.handleUnknown},
 	}

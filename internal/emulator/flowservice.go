@@ -226,6 +226,9 @@ func (e *Emulator) validateFlowLocked(doc map[string]any, rc *reqCtx) *apiError 
 			}
 		}
 	}
+	if aerr := e.validateFlowOptions(specID, doc); aerr != nil {
+		return aerr
+	}
 	if _, has := doc["transformations"]; has {
 		ts, ok := doc["transformations"].([]any)
 		if !ok {

@@ -119,6 +119,11 @@ var connectionSpecs = specSet{kind: "connectionSpecs", items: mustDocs(`[
 }
 ]`)}
 
+// flowSpecs are the flow specs every run serves. GenericStreamingAEP's
+// optionSpec is Adobe's published one (help/sources/sources-sdk/streaming/
+// update-flow-specs.md: errorDiagnosticsEnabled, partialIngestionPercent with
+// exclusiveMinimum 0, inletUrl) plus `"maximum": 100` on
+// partialIngestionPercent, the emulator's assumption for a percentage.
 var flowSpecs = specSet{kind: "flowSpecs", items: mustDocs(`[
 {
   "id": "` + StreamingFlowSpecID + `",
@@ -133,8 +138,8 @@ var flowSpecs = specSet{kind: "flowSpecs", items: mustDocs(`[
       "$schema": "http://json-schema.org/draft-07/schema#",
       "type": "object",
       "properties": {
-        "errorDiagnosticsEnabled": {"title": "Error diagnostics.", "type": "boolean", "default": false},
-        "partialIngestionPercent": {"title": "Partial ingestion threshold.", "type": "number", "exclusiveMinimum": 0},
+        "errorDiagnosticsEnabled": {"title": "Error diagnostics.", "description": "Flag to enable detailed and sample error diagnostics summary.", "type": "boolean", "default": false},
+        "partialIngestionPercent": {"title": "Partial ingestion threshold.", "description": "Percentage which defines the threshold of errors allowed before the run is marked as failed.", "type": "number", "exclusiveMinimum": 0, "maximum": 100},
         "inletUrl": {"title": "Inlet Url.", "description": "Inlet Url which defines the streaming endpoint.", "type": "string"}
       }
     }

@@ -64,14 +64,10 @@ func (e *Emulator) ConnectionParams(id string) (map[string]any, bool) {
 // validateConnection checks a base connection: a known connection spec with
 // an authSpec of the given name, and params that satisfy its JSON schema.
 func (e *Emulator) validateConnection(doc map[string]any) *apiError {
-	if str(doc, "name") == "" {
-		return errMandatory("name")
+	specID, cs, aerr := e.namedConnectionSpec(doc)
+	if aerr != nil {
+		return aerr
 	}
-	specID := str(doc, "connectionSpec", "id")
-	if specID == "" {
-		return errMandatory("connectionSpec.id")
-	}
-	cs := e.connSpecs.get(specID)
 	if cs == nil {
 		return errInvalidSpec(specID)
 	}
@@ -100,6 +96,19 @@ func (e *Emulator) validateConnection(doc map[string]any) *apiError {
 			report: map[string]any{"property": "auth.params." + v.property}}
 	}
 	return nil
+}
+
+// namedConnectionSpec checks that a (base or source) connection has a name
+// and a connectionSpec.id, and returns the spec, nil when unknown.
+func (e *Emulator) namedConnectionSpec(doc map[string]any) (string, map[string]any, *apiError) {
+	if str(doc, "name") == "" {
+		return "", nil, errMandatory("name")
+	}
+	specID := str(doc, "connectionSpec", "id")
+	if specID == "" {
+		return "", nil, errMandatory("connectionSpec.id")
+	}
+	return specID, e.connSpecs.get(specID), nil
 }
 
 // validateBaseConnectionRefLocked checks a source connection's

@@ -40,6 +40,20 @@ func sourceWithBase(name, baseID string) map[string]any {
 	return b
 }
 
+// expectCreated checks a create answer: 201 when wantType is empty, else 400
+// with that Flow Service error type.
+func expectCreated(t *testing.T, what string, res response, wantType string) {
+	t.Helper()
+	if wantType == "" {
+		mustStatus(t, what, res, http.StatusCreated)
+		return
+	}
+	mustStatus(t, what, res, http.StatusBadRequest)
+	if res.errorType() != wantType {
+		t.Errorf("%s: type = %q, want %s; body %s", what, res.errorType(), wantType, res.body)
+	}
+}
+
 func TestParseConnectionAuth(t *testing.T) {
 	for in, want := range map[string]ConnectionAuth{"": ConnectionAuthNone, "none": ConnectionAuthNone, "OAuth2": ConnectionAuthOAuth2, " hmac ": ConnectionAuthHMAC} {
 		if got, err := ParseConnectionAuth(in); err != nil || got != want {
@@ -315,15 +329,7 @@ func TestSourceConnectionNeedsBase(t *testing.T) {
 			{"generic spec without one", generic, ""},
 		}
 		for _, tc := range cases {
-			res := v.do(http.MethodPost, fsPath("/sourceConnections"), tc.body)
-			if tc.wantType == "" {
-				mustStatus(t, tc.name, res, http.StatusCreated)
-				continue
-			}
-			mustStatus(t, tc.name, res, http.StatusBadRequest)
-			if res.errorType() != tc.wantType {
-				t.Errorf("%s: type = %q, want %s", tc.name, res.errorType(), tc.wantType)
-			}
+			expectCreated(t, tc.name, v.do(http.MethodPost, fsPath("/sourceConnections"), tc.body), tc.wantType)
 		}
 
 		// A base connection of another connection spec: the emulator's only

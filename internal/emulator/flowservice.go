@@ -143,14 +143,10 @@ func errMandatory(field string) *apiError {
 // validateSourceConnectionLocked checks a source connection, including its
 // base connection when the spec has an authSpec; e.mu must be held.
 func (e *Emulator) validateSourceConnectionLocked(doc map[string]any, rc *reqCtx) *apiError {
-	if str(doc, "name") == "" {
-		return errMandatory("name")
+	specID, connSpec, aerr := e.namedConnectionSpec(doc)
+	if aerr != nil {
+		return aerr
 	}
-	specID := str(doc, "connectionSpec", "id")
-	if specID == "" {
-		return errMandatory("connectionSpec.id")
-	}
-	connSpec := e.connSpecs.get(specID)
 	if connSpec == nil || !isSourceSpec(specID) {
 		return errInvalidSpec(specID)
 	}

@@ -51,6 +51,8 @@ type config struct {
 	tokenLifetime                                         time.Duration
 	faults                                                emulator.Faults
 	faultOps, lostMode                                    string
+	connectionAuth                                        emulator.ConnectionAuth
+	hmacOverlap                                           time.Duration
 }
 
 func parseFlags(args []string, out io.Writer) (*config, error) {
@@ -62,10 +64,17 @@ func parseFlags(args []string, out io.Writer) (*config, error) {
 
 Serves a local Adobe Experience Platform for tests and demos: IMS
 (POST /ims/token/v3), Flow Service (/data/foundation/flowservice) and Data Prep
-(/data/foundation/conversion), plus flows' inlet URLs (/collection/{id}) and a
-JSON introspection API under /__emulator/ (state, calls, faults,
-expire-tokens, objects/{kind}/{id}). Use the printed URL as both the
-operator's --ims-url and --platform-url.
+(/data/foundation/conversion), plus flows' inlet URLs (/collection/{id} and
+/collection/batch/{id}) and a JSON introspection API under /__emulator/
+(state, calls, faults, expire-tokens, objects/{kind}/{id}). Use the printed
+URL as both the operator's --ims-url and --platform-url.
+
+--connection-auth picks the Capillary connection spec's authSpec: "none"
+(no base connection, open inlet), "oauth2" (base connection with an Adobe
+client credential; inlet posts need Authorization: Bearer and
+x-adobe-flow-id) or "hmac" (base connection with a shared secret; inlet
+posts need x-hmac-sha256, the hex HMAC-SHA256 of the body, and
+x-adobe-flow-id). docs/emulator.md says which parts are Adobe's.
 
 Operation names for --fault-ops: %s
 (or a group such as "flows.*", or "*").
@@ -83,6 +92,8 @@ Flags:
 	fl.DurationVar(&c.tokenLifetime, "token-lifetime", emulator.DefaultTokenLifetime, "lifetime of issued access tokens (reported as expires_in seconds)")
 	fl.StringVar(&c.specDir, "spec-dir", "", "folder with Adobe's flow-service.yaml and data-prep.yaml to validate every Platform request against (default: $"+aepspec.EnvDir+", else shared/reference above the module root; without specs the emulator runs unvalidated)")
 	fl.BoolVar(&c.noSpec, "no-spec", false, "do not validate requests against Adobe's OpenAPI specs")
+	auth := fl.String("connection-auth", string(emulator.ConnectionAuthNone), "authSpec of the Capillary connection spec and what its inlets check: none, oauth2 or hmac")
+	fl.DurationVar(&c.hmacOverlap, "hmac-secret-overlap", 0, "accept an HMAC base connection's previous shared secret this long after it was rotated (0: only the current one; an assumption, Adobe publishes no overlap)")
 	fl.StringVar(&c.stateFile, "state-file", "", "JSON file to load objects from and save them to after every change, so a restart keeps them (tokens are not saved)")
 
 	fl.Uint64Var(&c.faults.Seed, "seed", 1, "seed for fault decisions and jitter; the same seed and request sequence give the same faults")
@@ -107,6 +118,14 @@ Flags:
 	}
 	if fl.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %v", fl.Args())
+	}
+	ca, err := emulator.ParseConnectionAuth(*auth)
+	if err != nil {
+		return nil, fmt.Errorf("--connection-auth: %w", err)
+	}
+	c.connectionAuth = ca
+	if c.hmacOverlap < 0 {
+		return nil, errors.New("--hmac-secret-overlap must not be negative")
 	}
 	c.faults.LostMode = emulator.LostMode(c.lostMode)
 	if c.faultOps != "" {
@@ -205,6 +224,9 @@ func run(args []string, stderr io.Writer) error {
 		Sandboxes:      c.sandboxes,
 		RejectDatasets: c.rejectDS,
 		RejectMappings: c.rejectMap,
+
+		ConnectionAuth:    c.connectionAuth,
+		HMACSecretOverlap: c.hmacOverlap,
 	})
 	if err != nil {
 		return fmt.Errorf("create emulator: %w", err)
@@ -216,7 +238,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "Adobe emulator at %s (use as --ims-url and --platform-url)\n", url)
+	fmt.Fprintf(stderr, "Adobe emulator at %s (use as --ims-url and --platform-url); Capillary connection auth: %s\n", url, emu.ConnectionAuth())
 	<-ctx.Done()
 	stop()
 	log.Info("shutting down")

@@ -20,6 +20,7 @@ func TestParseFlags(t *testing.T) {
 		"--rate-429", "0.05", "--rate-lost", "0.2", "--lost-mode", "drop", "--rate-token-expiry", "0.01",
 		"--fault-ops", "flows.create, sourceConnections.*",
 		"--credential", "a:b", "--credential", "c:d", "--sandbox", "prod",
+		"--connection-auth", "hmac", "--hmac-secret-overlap", "5m",
 	}, &out)
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,12 @@ func TestParseFlags(t *testing.T) {
 		RateTokenExpiry: 0.01, Operations: []string{"flows.create", "sourceConnections.*"}}
 	if d := cmp.Diff(want, c.faults); d != "" {
 		t.Errorf("faults (-want +got):\n%s", d)
+	}
+	if c.connectionAuth != emulator.ConnectionAuthHMAC || c.hmacOverlap != 5*time.Minute {
+		t.Errorf("connection auth = %q, overlap %v", c.connectionAuth, c.hmacOverlap)
+	}
+	if d, _ := parseFlags(nil, &out); d.connectionAuth != emulator.ConnectionAuthNone || d.hmacOverlap != 0 {
+		t.Errorf("defaults: connection auth = %q, overlap %v; want none, 0", d.connectionAuth, d.hmacOverlap)
 	}
 	creds, err := readCredentials(c)
 	if err != nil {
@@ -42,6 +49,8 @@ func TestParseFlags(t *testing.T) {
 		{"--rate-503", "1.5"},
 		{"--lost-mode", "sometimes"},
 		{"--fault-ops", "flows.explode"},
+		{"--connection-auth", "basic"},
+		{"--hmac-secret-overlap", "-1s"},
 		{"stray"},
 	} {
 		if _, err := parseFlags(bad, &out); err == nil {
@@ -62,7 +71,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	for _, name := range []string{"addr", "allow-remote", "base-url", "credential", "credentials-file", "token-lifetime",
 		"spec-dir", "no-spec", "state-file", "seed", "latency", "jitter", "rate-503", "retry-after", "rate-429",
 		"rate-lost", "lost-mode", "rate-token-expiry", "fault-ops", "unentitled-org", "sandbox", "reject-dataset",
-		"reject-mapping", "log-level"} {
+		"reject-mapping", "log-level", "connection-auth", "hmac-secret-overlap"} {
 		if !strings.Contains(out.String(), "-"+name+" ") && !strings.Contains(out.String(), "-"+name+"\n") {
 			t.Errorf("--help does not document --%s", name)
 		}

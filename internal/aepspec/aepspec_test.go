@@ -79,6 +79,41 @@ func TestValidateRequest(t *testing.T) {
 				`{"name":"f","flowSpec":{"id":"e77fde5a-22a8-11ed-861d-0242ac120002"},"sourceConnectionIds":"s","targetConnectionIds":["t"]}`),
 		},
 		{
+			name: "base connection (HTTP API tutorial's shape)",
+			req: platformRequest(http.MethodPost, "/data/foundation/flowservice/connections",
+				`{"name":"b","description":"d","connectionSpec":{"id":"6360f136-5980-4111-8bdf-15d29eab3b5a","version":"1.0"},"auth":{"specName":"HMAC Shared Secret","params":{"sharedSecret":"s"}}}`),
+		},
+		{
+			name:    "base connection without auth.specName",
+			wantErr: true,
+			req: platformRequest(http.MethodPost, "/data/foundation/flowservice/connections",
+				`{"name":"b","connectionSpec":{"id":"6360f136-5980-4111-8bdf-15d29eab3b5a","version":"1.0"},"auth":{"params":{}}}`),
+		},
+		{
+			name: "base connection JSON Patch without the spec's trailing slash (update.md's form)",
+			req: func() *http.Request {
+				r := platformRequest(http.MethodPatch, "/data/foundation/flowservice/connections/abc",
+					`[{"op":"replace","path":"/auth/params","value":{"sharedSecret":"s"}}]`)
+				r.Header.Set("If-Match", `"1a0037e4-0000-0200-0000-602e06f60000"`)
+				return r
+			}(),
+		},
+		{
+			name: "base connection delete without the trailing slash",
+			req:  platformRequest(http.MethodDelete, "/data/foundation/flowservice/connections/abc", ""),
+		},
+		{
+			name: "flow with options (the flow spec's optionSpec)",
+			req: platformRequest(http.MethodPost, "/data/foundation/flowservice/flows",
+				`{"name":"f","flowSpec":{"id":"e77fde5a-22a8-11ed-861d-0242ac120002","version":"1.0"},"sourceConnectionIds":["s"],"targetConnectionIds":["t"],"options":{"errorDiagnosticsEnabled":true,"partialIngestionPercent":5}}`),
+		},
+		{
+			name:    "flow with options that are not an object",
+			wantErr: true,
+			req: platformRequest(http.MethodPost, "/data/foundation/flowservice/flows",
+				`{"name":"f","flowSpec":{"id":"e77fde5a-22a8-11ed-861d-0242ac120002","version":"1.0"},"sourceConnectionIds":["s"],"targetConnectionIds":["t"],"options":"yes"}`),
+		},
+		{
 			name:    "action with an unknown op",
 			wantErr: true,
 			req:     platformRequest(http.MethodPost, "/data/foundation/flowservice/flows/abc/action?op=explode", ""),

@@ -41,6 +41,19 @@ func fixKnownQuirks(doc *openapi3.T) {
 		}
 	}
 
+	// CreateFlowRequest has no `options`, yet Streaming SDK flows carry
+	// them: the flow spec's optionSpec defines them (GenericStreamingAEP:
+	// errorDiagnosticsEnabled, partialIngestionPercent) and Adobe's flow GET
+	// examples return options beside inletUrl. Declare `options` as an
+	// object; its content is the flow spec's business, not this schema's.
+	if cf := schemaRef(schemas, "CreateFlowRequest"); cf != nil && cf.Properties["options"] == nil {
+		cf.Properties["options"] = openapi3.NewSchemaRef("", openapi3.NewObjectSchema())
+	}
+
+	if doc.Paths != nil {
+		fixBaseConnectionPaths(doc)
+	}
+
 	// POST /flows/{id}/action: `op` is printed uppercase while Adobe's
 	// examples send op=enable; `subOp` is marked required, yet no example
 	// sends it for enable/disable.
@@ -83,6 +96,44 @@ func fixKnownQuirks(doc *openapi3.T) {
 				mt.Schema = openapi3.NewSchemaRef("", openapi3.NewArraySchema().WithItems(mt.Schema.Value))
 			}
 		}
+	}
+}
+
+// fixBaseConnectionPaths: PATCH and DELETE of a base connection are printed
+// on /connections/{BASE_CONNECTION_ID}/ (trailing slash) while every Adobe
+// page uses /connections/{id} (help/sources/tutorials/api/update.md,
+// delete.md), and the PATCH body is printed as one PatchInstruction while
+// update.md sends a JSON Patch array, like the other PATCH operations of the
+// spec. Move both operations to the documented path, with an array body.
+func fixBaseConnectionPaths(doc *openapi3.T) {
+	slash := doc.Paths.Value("/connections/{BASE_CONNECTION_ID}/")
+	plain := doc.Paths.Value("/connections/{BASE_CONNECTION_ID}")
+	if slash == nil || plain == nil {
+		return
+	}
+	if plain.Delete == nil {
+		plain.Delete = slash.Delete
+	}
+	if plain.Patch == nil && slash.Patch != nil {
+		op := *slash.Patch
+		if rb := op.RequestBody; rb != nil && rb.Value != nil {
+			body := *rb.Value
+			content := openapi3.Content{}
+			for mt, m := range body.Content {
+				mm := *m
+				if mm.Schema != nil {
+					mm.Schema = openapi3.NewSchemaRef("", openapi3.NewArraySchema().WithItems(mm.Schema.Value))
+				}
+				content[mt] = &mm
+			}
+			body.Content = content
+			op.RequestBody = &openapi3.RequestBodyRef{Value: &body}
+		}
+		plain.Patch = &op
+	}
+	slash.Delete, slash.Patch = nil, nil
+	if len(slash.Operations()) == 0 {
+		doc.Paths.Delete("/connections/{BASE_CONNECTION_ID}/")
 	}
 }
 

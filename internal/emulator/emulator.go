@@ -80,6 +80,17 @@ type Options struct {
 	// AllowRemote lets Start listen on non-loopback addresses.
 	AllowRemote bool
 
+	// ConnectionAuth selects the Capillary connection spec's authSpec and
+	// what its inlets demand; empty means ConnectionAuthNone. See
+	// docs/emulator.md.
+	ConnectionAuth ConnectionAuth
+	// HMACSecretOverlap, when positive, keeps accepting signatures made with
+	// a base connection's previous shared secret for this long after a PATCH
+	// replaced it. Zero (the default) accepts only the current secret.
+	// Whether Adobe overlaps secrets is unpublished: the emulator's
+	// assumption, off unless asked for.
+	HMACSecretOverlap time.Duration
+
 	// Terminal answers, for tests of non-retryable failures.
 
 	// UnentitledOrgs lists orgs whose Platform requests get 403
@@ -118,12 +129,24 @@ type Emulator struct {
 	rejectDS   map[string]bool
 	rejectMap  map[string]bool
 
+	// connAuth is the variant served; connSpecs the connection specs with
+	// its authSpec. authSchemas holds the compiled authSpec schemas (key:
+	// connection spec ID and authSpec name), optionSchemas the optionSpec
+	// schemas (key: flow spec ID).
+	connAuth      ConnectionAuth
+	connSpecs     specSet
+	authSchemas   map[string]*paramSchema
+	optionSchemas map[string]*paramSchema
+
 	mu      sync.Mutex // guards the fields below
 	creds   map[string]string
 	tokens  map[string]tokenInfo
 	store   store
 	srv     *http.Server
 	baseURL string
+	// prevSecrets holds, per base connection, the shared secret a PATCH
+	// replaced and until when it is still accepted (HMACSecretOverlap).
+	prevSecrets map[string]prevSecret
 }
 
 // New returns an Emulator, loading Options.StateFile when it exists.
@@ -133,6 +156,13 @@ func New(opts Options) (*Emulator, error) {
 	}
 	if opts.TokenLifetime < 0 {
 		return nil, errors.New("token lifetime must not be negative")
+	}
+	connAuth, err := ParseConnectionAuth(string(opts.ConnectionAuth))
+	if err != nil {
+		return nil, err
+	}
+	if opts.HMACSecretOverlap < 0 {
+		return nil, errors.New("HMAC secret overlap must not be negative")
 	}
 	e := &Emulator{
 		opts:       opts,
@@ -163,6 +193,9 @@ func New(opts Options) (*Emulator, error) {
 	if e.lifetime == 0 {
 		e.lifetime = DefaultTokenLifetime
 	}
+	e.connAuth, e.connSpecs = connAuth, connectionSpecsFor(connAuth)
+	e.prevSecrets = map[string]prevSecret{}
+	e.compileSchemas()
 	for id, secret := range opts.Credentials {
 		e.creds[id] = secret
 	}
@@ -331,8 +364,11 @@ func (e *Emulator) Faults() Faults { return e.faults.get() }
 func (e *Emulator) Objects() Snapshot {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.store.snapshot()
+	return e.store.snapshot(e.view)
 }
+
+// ConnectionAuth returns the connection-spec variant this emulator serves.
+func (e *Emulator) ConnectionAuth() ConnectionAuth { return e.connAuth }
 
 // Vanish deletes an object out of band, as someone using the Adobe UI would:
 // no reference checks, no call counted. It reports whether the object

@@ -130,13 +130,16 @@ func errVersionMismatch(supplied, current string) *apiError {
 }
 
 func errConnectionInUse(kind Kind, id string) *apiError {
-	noun := "source connection"
-	if kind == KindTargetConnection {
+	noun, users := "source connection", "flows"
+	switch kind {
+	case KindTargetConnection:
 		noun = "target connection"
+	case KindConnection:
+		noun, users = "base connection", "source connections"
 	}
 	return &apiError{status: http.StatusBadRequest, code: "1418-400", title: "Invalid request",
 		detail: "The " + noun + " with the ID " + id + " cannot be deleted because the " + noun +
-			" is being used in one or more flows. Please ensure that corresponding flows are deleted before deleting a " + noun + ".",
+			" is being used in one or more " + users + ". Please ensure that corresponding " + users + " are deleted before deleting a " + noun + ".",
 		report: map[string]any{"id": id}}
 }
 

@@ -140,21 +140,18 @@ func errMandatory(field string) *apiError {
 	return errBadRequest("The mandatory field " + field + " is not provided. Please provide the " + field + " and try again.")
 }
 
-func (e *Emulator) validateSourceConnection(doc map[string]any) *apiError {
-	if str(doc, "name") == "" {
-		return errMandatory("name")
+// validateSourceConnectionLocked checks a source connection, including its
+// base connection when the spec has an authSpec; e.mu must be held.
+func (e *Emulator) validateSourceConnectionLocked(doc map[string]any, rc *reqCtx) *apiError {
+	specID, connSpec, aerr := e.namedConnectionSpec(doc)
+	if aerr != nil {
+		return aerr
 	}
-	specID := str(doc, "connectionSpec", "id")
-	if specID == "" {
-		return errMandatory("connectionSpec.id")
-	}
-	if connectionSpecs.get(specID) == nil || !isSourceSpec(specID) {
+	if connSpec == nil || !isSourceSpec(specID) {
 		return errInvalidSpec(specID)
 	}
-	if str(doc, "baseConnectionId") != "" {
-		// A Streaming-SDK spec has an empty authSpec: no base connection.
-		return &apiError{status: http.StatusBadRequest, code: "1332-400", title: "Invalid request",
-			detail: "The source connection request with the connectionSpecId: " + specID + " cannot have a baseConnectionId. Please remove the baseConnectionId and try again."}
+	if aerr := e.validateBaseConnectionRefLocked(doc, connSpec, rc); aerr != nil {
+		return aerr
 	}
 	if f := str(doc, "data", "format"); f != "" && f != "json" {
 		return errBadRequest("The format of source data supplied=" + f + " in SourceConnection is not supported. The allowed values are: [json].")
@@ -224,6 +221,9 @@ func (e *Emulator) validateFlowLocked(doc map[string]any, rc *reqCtx) *apiError 
 				}
 			}
 		}
+	}
+	if aerr := e.validateFlowOptions(specID, doc); aerr != nil {
+		return aerr
 	}
 	if _, has := doc["transformations"]; has {
 		ts, ok := doc["transformations"].([]any)
@@ -317,8 +317,10 @@ func (e *Emulator) createObject(kind Kind) handlerFunc {
 		defer e.mu.Unlock()
 		var aerr *apiError
 		switch kind {
+		case KindConnection:
+			aerr = e.validateConnection(doc)
 		case KindSourceConnection:
-			aerr = e.validateSourceConnection(doc)
+			aerr = e.validateSourceConnectionLocked(doc, rc)
 		case KindTargetConnection:
 			aerr = e.validateTargetConnection(doc)
 		case KindFlow:
@@ -361,7 +363,7 @@ func (e *Emulator) getObject(kind Kind) handlerFunc {
 		rec := e.store.get(kind, id, rc.org, rc.sandbox)
 		var doc map[string]any
 		if rec != nil {
-			doc = cloneMap(rec.Doc)
+			doc = e.view(kind, cloneMap(rec.Doc))
 		}
 		e.mu.Unlock()
 		if doc == nil {
@@ -383,7 +385,7 @@ func (e *Emulator) listObjects(kind Kind) handlerFunc {
 		recs := e.store.list(kind, rc.org, rc.sandbox)
 		docs := make([]map[string]any, len(recs))
 		for i, rec := range recs {
-			docs[i] = cloneMap(rec.Doc)
+			docs[i] = e.view(kind, cloneMap(rec.Doc))
 		}
 		e.mu.Unlock()
 		writeList(w, r, string(kind), lq, docs)
@@ -443,8 +445,10 @@ func (e *Emulator) patchObject(kind Kind) handlerFunc {
 			return
 		}
 		switch kind {
+		case KindConnection:
+			aerr = e.validateConnection(doc)
 		case KindSourceConnection:
-			aerr = e.validateSourceConnection(doc)
+			aerr = e.validateSourceConnectionLocked(doc, rc)
 		case KindTargetConnection:
 			aerr = e.validateTargetConnection(doc)
 		case KindFlow:
@@ -460,6 +464,9 @@ func (e *Emulator) patchObject(kind Kind) handlerFunc {
 		if aerr != nil {
 			aerr.write(w, rc)
 			return
+		}
+		if kind == KindConnection {
+			e.rememberSecretLocked(id, rec.Doc, doc)
 		}
 		now := e.clock().UnixMilli()
 		etag := stampUpdate(doc, rc, now)
@@ -499,7 +506,16 @@ func (e *Emulator) deleteObject(kind Kind) handlerFunc {
 			errNotFound(kind, id).write(w, rc)
 			return
 		}
-		if kind != KindFlow {
+		switch kind {
+		case KindConnection:
+			// Adobe refuses with 1418-400 while the base connection is in
+			// use; here, while a source connection still references it.
+			if users := e.sourcesUsingLocked(id, rc); len(users) > 0 {
+				errConnectionInUse(kind, id).write(w, rc)
+				return
+			}
+			delete(e.prevSecrets, id)
+		case KindSourceConnection, KindTargetConnection:
 			if users := e.flowsUsingLocked(kind, id, rc); len(users) > 0 {
 				errConnectionInUse(kind, id).write(w, rc)
 				return
@@ -554,40 +570,4 @@ func (e *Emulator) flowAction(w http.ResponseWriter, r *http.Request, rc *reqCtx
 	rec.Doc = doc
 	e.persistLocked()
 	writeJSON(w, http.StatusOK, map[string]any{"id": id, "etag": etag})
-}
-
-// handleCollection accepts an event posted to a flow's inlet URL, as the
-// streaming collection endpoint (dcs.adobedc.net/collection/{inletId}) does.
-func (e *Emulator) handleCollection(w http.ResponseWriter, r *http.Request, rc *reqCtx) {
-	inlet := r.PathValue("inlet")
-	var event any
-	data, err := io.ReadAll(r.Body)
-	if err != nil {
-		errProblem(http.StatusRequestEntityTooLarge, "Payload Too Large", "The payload exceeds the maximum size.").write(w, rc)
-		return
-	}
-	if err := json.Unmarshal(data, &event); err != nil {
-		errProblem(http.StatusBadRequest, "Bad Request", "The payload is not valid JSON.").write(w, rc)
-		return
-	}
-	suffix := CollectionPrefix + "/" + inlet
-	found := false
-	e.mu.Lock()
-	for _, f := range e.store.objects[KindFlow] {
-		if strings.HasSuffix(str(f.Doc, "options", "inletUrl"), suffix) {
-			found = true
-			break
-		}
-	}
-	now := e.clock().UnixMilli()
-	e.mu.Unlock()
-	if !found {
-		errProblem(http.StatusNotFound, "Not Found", "No inlet with ID "+inlet+" exists.").write(w, rc)
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]any{
-		"inletId":        inlet,
-		"xactionId":      strconv.FormatInt(now, 10) + ":" + newHexID(4),
-		"receivedTimeMs": now,
-	})
 }

@@ -12,6 +12,12 @@ const (
 	OpFlowSpecsGet        = "flowSpecs.get"
 	OpFlowSpecsList       = "flowSpecs.list"
 
+	OpConnectionsCreate = "connections.create"
+	OpConnectionsGet    = "connections.get"
+	OpConnectionsList   = "connections.list"
+	OpConnectionsPatch  = "connections.patch"
+	OpConnectionsDelete = "connections.delete"
+
 	OpSourceConnectionsCreate = "sourceConnections.create"
 	OpSourceConnectionsGet    = "sourceConnections.get"
 	OpSourceConnectionsList   = "sourceConnections.list"
@@ -38,6 +44,9 @@ const (
 
 	// OpCollection is a POST of an event to a flow's inlet URL.
 	OpCollection = "collection.post"
+	// OpCollectionBatch is a POST of several messages to
+	// /collection/batch/{inletId}.
+	OpCollectionBatch = "collection.batch"
 
 	// OpUnknown counts requests that matched no Adobe endpoint.
 	OpUnknown = "unknown"
@@ -48,11 +57,12 @@ func Operations() []string {
 	return []string{
 		OpIMSToken,
 		OpConnectionSpecsGet, OpConnectionSpecsList, OpFlowSpecsGet, OpFlowSpecsList,
+		OpConnectionsCreate, OpConnectionsGet, OpConnectionsList, OpConnectionsPatch, OpConnectionsDelete,
 		OpSourceConnectionsCreate, OpSourceConnectionsGet, OpSourceConnectionsList, OpSourceConnectionsPatch, OpSourceConnectionsDelete,
 		OpTargetConnectionsCreate, OpTargetConnectionsGet, OpTargetConnectionsList, OpTargetConnectionsPatch, OpTargetConnectionsDelete,
 		OpFlowsCreate, OpFlowsGet, OpFlowsList, OpFlowsPatch, OpFlowsDelete, OpFlowsAction,
 		OpMappingSetsCreate, OpMappingSetsGet, OpMappingSetsList, OpMappingSetsUpdate,
-		OpCollection,
+		OpCollection, OpCollectionBatch,
 	}
 }
 
@@ -74,6 +84,9 @@ func matchOp(pattern, op string) bool {
 type Kind string
 
 const (
+	// KindConnection is a base connection (auth params of a connection
+	// spec with a non-empty authSpec).
+	KindConnection       Kind = "connections"
 	KindSourceConnection Kind = "sourceConnections"
 	KindTargetConnection Kind = "targetConnections"
 	KindFlow             Kind = "flows"
@@ -82,12 +95,12 @@ const (
 
 // Kinds lists every stored kind.
 func Kinds() []Kind {
-	return []Kind{KindSourceConnection, KindTargetConnection, KindFlow, KindMappingSet}
+	return []Kind{KindConnection, KindSourceConnection, KindTargetConnection, KindFlow, KindMappingSet}
 }
 
 func (k Kind) valid() bool {
 	switch k {
-	case KindSourceConnection, KindTargetConnection, KindFlow, KindMappingSet:
+	case KindConnection, KindSourceConnection, KindTargetConnection, KindFlow, KindMappingSet:
 		return true
 	}
 	return false

@@ -43,10 +43,16 @@ func (e *Emulator) routes() *http.ServeMux {
 	rs := []route{
 		{"POST " + IMSTokenPath, OpIMSToken, classIMS, e.handleToken},
 
-		{"GET " + fs + "/connectionSpecs", OpConnectionSpecsList, classPlatform, e.listSpecs(connectionSpecs)},
-		{"GET " + fs + "/connectionSpecs/{id}", OpConnectionSpecsGet, classPlatform, e.getSpec(connectionSpecs)},
+		{"GET " + fs + "/connectionSpecs", OpConnectionSpecsList, classPlatform, e.listSpecs(e.connSpecs)},
+		{"GET " + fs + "/connectionSpecs/{id}", OpConnectionSpecsGet, classPlatform, e.getSpec(e.connSpecs)},
 		{"GET " + fs + "/flowSpecs", OpFlowSpecsList, classPlatform, e.listSpecs(flowSpecs)},
 		{"GET " + fs + "/flowSpecs/{id}", OpFlowSpecsGet, classPlatform, e.getSpec(flowSpecs)},
+
+		{"POST " + fs + "/connections", OpConnectionsCreate, classPlatform, e.createObject(KindConnection)},
+		{"GET " + fs + "/connections", OpConnectionsList, classPlatform, e.listObjects(KindConnection)},
+		{"GET " + fs + "/connections/{id}", OpConnectionsGet, classPlatform, e.getObject(KindConnection)},
+		{"PATCH " + fs + "/connections/{id}", OpConnectionsPatch, classPlatform, e.patchObject(KindConnection)},
+		{"DELETE " + fs + "/connections/{id}", OpConnectionsDelete, classPlatform, e.deleteObject(KindConnection)},
 
 		{"POST " + fs + "/sourceConnections", OpSourceConnectionsCreate, classPlatform, e.createObject(KindSourceConnection)},
 		{"GET " + fs + "/sourceConnections", OpSourceConnectionsList, classPlatform, e.listObjects(KindSourceConnection)},
@@ -73,6 +79,7 @@ func (e *Emulator) routes() *http.ServeMux {
 		{"PUT " + dp + "/mappingSets/{id}", OpMappingSetsUpdate, classPlatform, e.updateMappingSet},
 
 		{"POST " + CollectionPrefix + "/{inlet}", OpCollection, classCollection, e.handleCollection},
+		{"POST " + CollectionPrefix + "/batch/{inlet}", OpCollectionBatch, classCollection, e.handleCollectionBatch},
 
 		{"/", OpUnknown, classUnknown, e.handleUnknown},
 	}

@@ -48,6 +48,8 @@ func (s specSet) all() []map[string]any {
 	return out
 }
 
+// connectionSpecs are the connection specs of the none variant; see
+// connectionSpecsFor for the others.
 var connectionSpecs = specSet{kind: "connectionSpecs", items: mustDocs(`[
 {
   "id": "` + CapillaryConnectionSpecID + `",
@@ -117,6 +119,11 @@ var connectionSpecs = specSet{kind: "connectionSpecs", items: mustDocs(`[
 }
 ]`)}
 
+// flowSpecs are the flow specs every run serves. GenericStreamingAEP's
+// optionSpec is Adobe's published one (help/sources/sources-sdk/streaming/
+// update-flow-specs.md: errorDiagnosticsEnabled, partialIngestionPercent with
+// exclusiveMinimum 0, inletUrl) plus `"maximum": 100` on
+// partialIngestionPercent, the emulator's assumption for a percentage.
 var flowSpecs = specSet{kind: "flowSpecs", items: mustDocs(`[
 {
   "id": "` + StreamingFlowSpecID + `",
@@ -131,8 +138,8 @@ var flowSpecs = specSet{kind: "flowSpecs", items: mustDocs(`[
       "$schema": "http://json-schema.org/draft-07/schema#",
       "type": "object",
       "properties": {
-        "errorDiagnosticsEnabled": {"title": "Error diagnostics.", "type": "boolean", "default": false},
-        "partialIngestionPercent": {"title": "Partial ingestion threshold.", "type": "number", "exclusiveMinimum": 0},
+        "errorDiagnosticsEnabled": {"title": "Error diagnostics.", "description": "Flag to enable detailed and sample error diagnostics summary.", "type": "boolean", "default": false},
+        "partialIngestionPercent": {"title": "Partial ingestion threshold.", "description": "Percentage which defines the threshold of errors allowed before the run is marked as failed.", "type": "number", "exclusiveMinimum": 0, "maximum": 100},
         "inletUrl": {"title": "Inlet Url.", "description": "Inlet Url which defines the streaming endpoint.", "type": "string"}
       }
     }
@@ -168,6 +175,28 @@ var flowSpecs = specSet{kind: "flowSpecs", items: mustDocs(`[
   "attributes": {"isSourceFlow": true, "frequency": "scheduled"}
 }
 ]`)}
+
+// connectionSpecsFor returns the connection specs a run serves: the
+// Capillary spec carries the variant's authSpec, and sourceSpec.attributes.
+// authRequired is true exactly when that authSpec is not empty (the Streaming
+// SDK's generic spec pairs `"authSpec": []` with authRequired false,
+// help/sources/sources-sdk/streaming/create.md).
+func connectionSpecsFor(a ConnectionAuth) specSet {
+	out := specSet{kind: connectionSpecs.kind, items: connectionSpecs.all()}
+	var auth []any
+	if err := json.Unmarshal([]byte(authSpecJSON(a)), &auth); err != nil {
+		panic("emulator: built-in authSpec: " + err.Error())
+	}
+	for _, it := range out.items {
+		if it["id"] != CapillaryConnectionSpecID {
+			continue
+		}
+		it["authSpec"] = auth
+		attrs, _ := mapAt(it, "sourceSpec", "attributes")
+		attrs["authRequired"] = len(auth) > 0
+	}
+	return out
+}
 
 func mustDocs(s string) []map[string]any {
 	var docs []map[string]any

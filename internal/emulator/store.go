@@ -117,6 +117,10 @@ func (o Object) Field(path string) any {
 // Snapshot is a point-in-time copy of the stored objects, each list in
 // creation order.
 type Snapshot struct {
+	// Connections are base connections; their secret auth params (those
+	// whose schema says format password) are masked. Read the stored values
+	// with Emulator.ConnectionParams.
+	Connections       []Object `json:"connections"`
 	SourceConnections []Object `json:"sourceConnections"`
 	TargetConnections []Object `json:"targetConnections"`
 	Flows             []Object `json:"flows"`
@@ -126,6 +130,8 @@ type Snapshot struct {
 // Of returns the objects of one kind.
 func (s Snapshot) Of(kind Kind) []Object {
 	switch kind {
+	case KindConnection:
+		return s.Connections
 	case KindSourceConnection:
 		return s.SourceConnections
 	case KindTargetConnection:
@@ -150,6 +156,7 @@ func (s Snapshot) In(org, sandbox string) Snapshot {
 		return out
 	}
 	return Snapshot{
+		Connections:       keep(s.Connections),
 		SourceConnections: keep(s.SourceConnections),
 		TargetConnections: keep(s.TargetConnections),
 		Flows:             keep(s.Flows),
@@ -169,19 +176,22 @@ func (s Snapshot) Find(kind Kind, id string) (Object, bool) {
 
 // Len returns the number of objects in the snapshot.
 func (s Snapshot) Len() int {
-	return len(s.SourceConnections) + len(s.TargetConnections) + len(s.Flows) + len(s.MappingSets)
+	return len(s.Connections) + len(s.SourceConnections) + len(s.TargetConnections) + len(s.Flows) + len(s.MappingSets)
 }
 
-func (s *store) snapshot() Snapshot {
+// snapshot copies every object; view turns a private copy of a stored
+// document into the one callers may see.
+func (s *store) snapshot(view func(kind Kind, doc map[string]any) map[string]any) Snapshot {
 	objects := func(kind Kind) []Object {
 		recs := s.all(kind)
 		out := make([]Object, 0, len(recs))
 		for _, r := range recs {
-			out = append(out, Object{Kind: kind, ID: r.ID, Org: r.Org, Sandbox: r.Sandbox, ETag: r.etag(), Doc: cloneMap(r.Doc)})
+			out = append(out, Object{Kind: kind, ID: r.ID, Org: r.Org, Sandbox: r.Sandbox, ETag: r.etag(), Doc: view(kind, cloneMap(r.Doc))})
 		}
 		return out
 	}
 	return Snapshot{
+		Connections:       objects(KindConnection),
 		SourceConnections: objects(KindSourceConnection),
 		TargetConnections: objects(KindTargetConnection),
 		Flows:             objects(KindFlow),

@@ -74,28 +74,6 @@ func fixKnownQuirks(doc *openapi3.T) {
 			}
 		}
 
-		// PATCH and DELETE of a base connection are printed on
-		// /connections/{BASE_CONNECTION_ID}/ (trailing slash) and GET on the
-		// path without it; every tutorial (sources/tutorials/api/update.md,
-		// delete.md) patches and deletes /connections/{id}. We follow the
-		// tutorials: the operations move to the path without the slash.
-		bare, slashed := doc.Paths.Value("/connections/{BASE_CONNECTION_ID}"), doc.Paths.Value("/connections/{BASE_CONNECTION_ID}/")
-		if bare != nil && slashed != nil {
-			if bare.Patch == nil {
-				bare.Patch, slashed.Patch = slashed.Patch, nil
-			}
-			if bare.Delete == nil {
-				bare.Delete, slashed.Delete = slashed.Delete, nil
-			}
-		}
-		// Its body is printed as one PatchInstruction; update.md sends a JSON
-		// Patch array (RFC 6902), as every other PATCH does. We send the array.
-		if bare != nil && bare.Patch != nil && bare.Patch.RequestBody != nil && bare.Patch.RequestBody.Value != nil {
-			if mt := bare.Patch.RequestBody.Value.Content.Get("application/json"); mt != nil && mt.Schema != nil &&
-				mt.Schema.Value != nil && mt.Schema.Value.Type.Is(openapi3.TypeObject) {
-				mt.Schema = openapi3.NewSchemaRef("", openapi3.NewArraySchema().WithItems(mt.Schema.Value))
-			}
-		}
 	}
 }
 

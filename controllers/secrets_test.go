@@ -35,7 +35,7 @@ func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error)
 func (rt *recordingTransport) secrets() []string {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	out := []string{clientSecret, "wrong-secret-value"}
+	out := append([]string{clientSecret, "wrong-secret-value"}, extraSecrets...)
 	for t := range rt.tokens {
 		out = append(out, t)
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -41,6 +43,10 @@ type options struct {
 	// OnReady, when set, is called once the samples are Ready and everything
 	// is printed; the demo then stays up until ctx ends.
 	OnReady func(readyInfo)
+	// ConnectionAuth is the variant of the Capillary connection spec the
+	// emulator serves; empty means OAuth2, the safer assumption (Adobe's
+	// Streaming SDK page requires authentication for every connector).
+	ConnectionAuth emulator.ConnectionAuth
 }
 
 // readyInfo is what the demo has set up, for the user and for tests.
@@ -50,6 +56,14 @@ type readyInfo struct {
 	Sources    []types.NamespacedName
 	// InletURLs maps each source's name to its streaming inlet URL.
 	InletURLs map[string]string
+	// DataflowIDs maps each source's name to its dataflow, for x-adobe-flow-id.
+	DataflowIDs map[string]string
+	// AdobeURL is the emulator's base URL (IMS and Platform).
+	AdobeURL string
+	// ConnectionAuth is the variant the emulator serves.
+	ConnectionAuth emulator.ConnectionAuth
+	// First is the first source by name, for the printed curl.
+	First *v1alpha1.CapillarySource
 }
 
 // run starts the control plane, the Adobe emulator and the operator, applies
@@ -62,6 +76,9 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	}
 	if opts.ReadyTimeout == 0 {
 		opts.ReadyTimeout = 3 * time.Minute
+	}
+	if opts.ConnectionAuth == "" {
+		opts.ConnectionAuth = emulator.ConnectionAuthOAuth2
 	}
 	p := newProgress(out)
 	setLogger()
@@ -132,7 +149,7 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	st = p.start(what)
 	env, err := localenv.Start(localenv.Options{
 		// No state file: the emulator's objects live and die with the demo.
-		Emulator:         emulator.Options{Credentials: creds},
+		Emulator:         emulator.Options{Credentials: creds, ConnectionAuth: opts.ConnectionAuth},
 		ValidateRequests: validate,
 	})
 	st.done(err)
@@ -166,7 +183,7 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 		mopts.IMSURL, mopts.PlatformURL, mopts.ResyncInterval)
 
 	st = p.start(fmt.Sprintf("Applying config/samples to namespace %q", opts.Namespace))
-	keys, err := apply(ctx, env.Client, smp, opts.Namespace)
+	keys, err := apply(ctx, env.Client, smp, opts.Namespace, opts.ConnectionAuth)
 	st.done(err)
 	if err != nil {
 		return interrupted(err)
@@ -192,9 +209,14 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	if err != nil {
 		return interrupted(err)
 	}
-	info := readyInfo{TempDir: tmp, Kubeconfig: kubeconfig, Sources: keys, InletURLs: map[string]string{}}
+	info := readyInfo{TempDir: tmp, Kubeconfig: kubeconfig, Sources: keys, InletURLs: map[string]string{},
+		DataflowIDs: map[string]string{}, AdobeURL: env.AdobeURL, ConnectionAuth: opts.ConnectionAuth}
 	for _, cs := range srcs {
 		info.InletURLs[cs.Name] = cs.Status.InletURL
+		info.DataflowIDs[cs.Name] = cs.Status.DataflowID
+		if info.First == nil || cs.Name < info.First.Name {
+			info.First = cs
+		}
 	}
 	printReady(p, table, info, opts.Namespace, logPath)
 	if opts.OnReady != nil {
@@ -208,6 +230,36 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	case <-mgr.Done():
 		return fmt.Errorf("the operator stopped: %w (log: %s)", mgr.Stop(), logPath)
 	}
+}
+
+// sendEventHelp is how Capillary would post an event to cs's inlet, as
+// docs/operations.md says for the source's inletAuthentication; secrets are
+// read from the Secret by the commands, never printed.
+func sendEventHelp(info readyInfo, cs *v1alpha1.CapillarySource, ns string) string {
+	const event = `{"loyalty":{"points":120}}`
+	fromSecret := func(env, key string) string {
+		return fmt.Sprintf("  %s=$(kubectl get secret %s -n %s -o jsonpath='{.data.%s}' | base64 -d)\n", env, cs.Spec.CredentialsSecretRef.Name, ns, key)
+	}
+	post := "  curl -sS -X POST -H 'Content-Type: application/json' -H 'x-adobe-flow-id: " + cs.Status.DataflowID + "'"
+	var b strings.Builder
+	fmt.Fprintf(&b, "Send it an event as Capillary would (inletAuthentication: %s; the emulator checks it as Adobe's streaming endpoint would):\n", cs.Status.InletAuthentication)
+	switch cs.Status.InletAuthentication {
+	case v1alpha1.InletAuthenticationOAuth2:
+		fmt.Fprintf(&b, "  export KUBECONFIG=%s\n", info.Kubeconfig)
+		b.WriteString(fromSecret("CLIENT_ID", cs.Spec.CredentialsSecretRef.ClientIDKey))
+		b.WriteString(fromSecret("CLIENT_SECRET", cs.Spec.CredentialsSecretRef.ClientSecretKey))
+		fmt.Fprintf(&b, "  TOKEN=$(curl -sS -X POST %s/ims/token/v3 -d grant_type=client_credentials -d client_id=\"$CLIENT_ID\" -d client_secret=\"$CLIENT_SECRET\" -d scope=openid,AdobeID,read_organizations | sed -n 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/p')\n", info.AdobeURL)
+		fmt.Fprintf(&b, "%s -H \"Authorization: Bearer $TOKEN\" -H \"x-api-key: $CLIENT_ID\" -H 'x-gw-ims-org-id: %s' -H 'x-sandbox-name: %s' -d '%s' %s\n",
+			post, cs.Spec.OrgID, cs.Spec.SandboxName, event, cs.Status.InletURL)
+	case v1alpha1.InletAuthenticationHMAC:
+		fmt.Fprintf(&b, "  export KUBECONFIG=%s\n", info.Kubeconfig)
+		b.WriteString(fromSecret("SHARED_SECRET", "sharedSecret"))
+		fmt.Fprintf(&b, "  BODY='%s'; SIG=$(printf %%s \"$BODY\" | openssl dgst -sha256 -hmac \"$SHARED_SECRET\" -hex | sed 's/^.* //')\n", event)
+		fmt.Fprintf(&b, "%s -H \"x-hmac-sha256: $SIG\" -d \"$BODY\" %s\n", post, cs.Status.InletURL)
+	default:
+		fmt.Fprintf(&b, "%s -d '%s' %s\n", post, event, cs.Status.InletURL)
+	}
+	return b.String()
 }
 
 func printReady(p *progress, table *metav1.Table, info readyInfo, ns, logPath string) {
@@ -227,9 +279,8 @@ func printReady(p *progress, table *metav1.Table, info readyInfo, ns, logPath st
 	for _, n := range names {
 		fmt.Fprintf(&b, "Inlet URL of %s: %s\n", n, info.InletURLs[n])
 	}
-	if len(names) > 0 {
-		fmt.Fprintf(&b, "Send it an event (the emulator acknowledges it as Adobe's streaming endpoint would):\n"+
-			"  curl -sS -X POST -H 'Content-Type: application/json' -d '{\"loyalty\":{\"points\":120}}' %s\n", info.InletURLs[names[0]])
+	if cs := info.First; cs != nil {
+		b.WriteString(sendEventHelp(info, cs, ns))
 	}
 	fmt.Fprintf(&b, "\nUse kubectl against the demo cluster from another terminal:\n"+
 		"  export KUBECONFIG=%s\n"+
@@ -262,11 +313,18 @@ func ensureNamespace(ctx context.Context, c client.Client, ns string) error {
 }
 
 // apply creates the samples in ns, as `kubectl apply -k config/samples -n ns` would.
-func apply(ctx context.Context, c client.Client, s *samples, ns string) ([]types.NamespacedName, error) {
+func apply(ctx context.Context, c client.Client, s *samples, ns string, auth emulator.ConnectionAuth) ([]types.NamespacedName, error) {
 	var keys []types.NamespacedName
 	for _, o := range s.objects {
 		o = o.DeepCopy()
 		o.SetNamespace(ns)
+		if auth == emulator.ConnectionAuthHMAC && o.GetKind() == "Secret" {
+			// The HMAC variant's authSpec asks for a shared secret the
+			// sample does not hold: make one for this demo.
+			if err := unstructured.SetNestedField(o.Object, rand.Text()+rand.Text(), "stringData", "sharedSecret"); err != nil {
+				return nil, err
+			}
+		}
 		if err := c.Create(ctx, o); err != nil && !apierrors.IsAlreadyExists(err) {
 			return nil, fmt.Errorf("create %s %s: %w", o.GetKind(), o.GetName(), err)
 		}

@@ -3,22 +3,33 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 )
 
@@ -46,7 +57,9 @@ func TestDemo(t *testing.T) {
 		var info readyInfo
 		runErr := make(chan error, 1)
 		go func() {
-			runErr <- run(ctx, out, options{Root: root, Namespace: "demo", ReadyTimeout: 2 * time.Minute, OnReady: func(ri readyInfo) {
+			// The default (OAuth2), then HMAC: each prints and accepts its own post.
+			auth := []emulator.ConnectionAuth{"", emulator.ConnectionAuthHMAC}[i]
+			runErr <- run(ctx, out, options{Root: root, Namespace: "demo", ReadyTimeout: 2 * time.Minute, ConnectionAuth: auth, OnReady: func(ri readyInfo) {
 				info = ri
 				checkReady(t, ri, len(smp.sources))
 				cancel()
@@ -103,16 +116,104 @@ func checkReady(t *testing.T, ri readyInfo, want int) {
 		if got := ri.InletURLs[key.Name]; got == "" || got != cs.Status.InletURL {
 			t.Errorf("%s: demo reported inlet %q, status has %q", key, got, cs.Status.InletURL)
 		}
-		resp, err := http.Post(cs.Status.InletURL, "application/json", strings.NewReader(`{"loyalty":{"points":120}}`))
-		if err != nil {
-			t.Errorf("post an event to the inlet: %v", err)
+		want := map[emulator.ConnectionAuth]v1alpha1.InletAuthentication{
+			emulator.ConnectionAuthOAuth2: v1alpha1.InletAuthenticationOAuth2, emulator.ConnectionAuthHMAC: v1alpha1.InletAuthenticationHMAC,
+		}[ri.ConnectionAuth]
+		if cs.Status.InletAuthentication != want {
+			t.Errorf("%s: inletAuthentication %q, want %q for the %s variant", key, cs.Status.InletAuthentication, want, ri.ConnectionAuth)
+		}
+		secret := &corev1.Secret{}
+		if err := c.Get(context.Background(), client.ObjectKey{Namespace: key.Namespace, Name: cs.Spec.CredentialsSecretRef.Name}, secret); err != nil {
+			t.Errorf("get the Secret: %v", err)
 			continue
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("post an event to the inlet: status %d, want 200", resp.StatusCode)
+		body := `{"loyalty":{"points":120}}`
+		hdr := map[string]string{"x-adobe-flow-id": cs.Status.DataflowID}
+		if code := postEvent(t, cs.Status.InletURL, hdr, body); code != http.StatusUnauthorized {
+			t.Errorf("%s: an event without authentication: status %d, want 401", key, code)
+		}
+		switch want {
+		case v1alpha1.InletAuthenticationOAuth2:
+			hdr["Authorization"] = "Bearer " + token(t, ri.AdobeURL, string(secret.Data["clientId"]), string(secret.Data["clientSecret"]))
+		case v1alpha1.InletAuthenticationHMAC:
+			m := hmac.New(sha256.New, secret.Data["sharedSecret"])
+			m.Write([]byte(body))
+			hdr["x-hmac-sha256"] = hex.EncodeToString(m.Sum(nil))
+		}
+		if code := postEvent(t, cs.Status.InletURL, hdr, body); code != http.StatusOK {
+			t.Errorf("%s: an event posted as docs/operations.md says: status %d, want 200", key, code)
+		}
+		runPrintedCommands(t, sendEventHelp(ri, cs, key.Namespace), secret)
+	}
+}
+
+// runPrintedCommands runs the commands the demo prints for sending an event,
+// with bash, curl and openssl, and a kubectl that answers from secret: the
+// inlet must acknowledge the event.
+func runPrintedCommands(t *testing.T, help string, secret *corev1.Secret) {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl", "openssl", "base64", "sed"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Logf("not running the printed commands: no %s on this machine", tool)
+			return
 		}
 	}
+	var script strings.Builder
+	for _, line := range strings.Split(help, "\n") {
+		if strings.HasPrefix(line, "  ") {
+			script.WriteString(strings.TrimSpace(line) + "\n")
+		}
+	}
+	bin := t.TempDir()
+	var shim strings.Builder
+	shim.WriteString("#!/bin/sh\ncase \"$*\" in\n")
+	for k, v := range secret.Data {
+		fmt.Fprintf(&shim, "  *'{.data.%s}'*) printf %%s '%s' ;;\n", k, base64.StdEncoding.EncodeToString(v))
+	}
+	shim.WriteString("esac\n")
+	if err := os.WriteFile(filepath.Join(bin, "kubectl"), []byte(shim.String()), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("bash", "-eo", "pipefail", "-c", script.String())
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"inletId"`) {
+		t.Errorf("the printed commands did not get an event in (%v):\n%s\noutput:\n%s", err, script.String(), out)
+	}
+}
+
+func postEvent(t *testing.T, url string, hdr map[string]string, body string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Errorf("post an event to the inlet: %v", err)
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// token is what Capillary does first for an OAuth2 inlet: client credentials at IMS.
+func token(t *testing.T, adobeURL, id, secret string) string {
+	t.Helper()
+	resp, err := http.PostForm(adobeURL+"/ims/token/v3", url.Values{"grant_type": {"client_credentials"},
+		"client_id": {id}, "client_secret": {secret}, "scope": {"openid,AdobeID,read_organizations"}})
+	if err != nil {
+		t.Fatalf("IMS token: %v", err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("IMS token: HTTP %d, %v", resp.StatusCode, err)
+	}
+	return tok.AccessToken
 }
 
 // checkOutput: the demo prints the kubectl-style table, the inlet URL and the
@@ -139,7 +240,8 @@ func checkOutput(t *testing.T, out string, info readyInfo) {
 			t.Errorf("table row for %s = %q", key.Name, row)
 		}
 	}
-	for _, want := range []string{"export KUBECONFIG=" + info.Kubeconfig + "\n", info.InletURLs[info.Sources[0].Name]} {
+	proof := map[emulator.ConnectionAuth]string{emulator.ConnectionAuthOAuth2: "Authorization: Bearer $TOKEN", emulator.ConnectionAuthHMAC: "x-hmac-sha256: $SIG"}[info.ConnectionAuth]
+	for _, want := range []string{"export KUBECONFIG=" + info.Kubeconfig + "\n", info.InletURLs[info.Sources[0].Name], proof, "x-adobe-flow-id: "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -17,13 +17,20 @@ import (
 	"time"
 
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
+	"github.com/aepoperator/capillary-operator/internal/emulator"
 )
 
 func main() {
 	opts := options{}
 	flag.StringVar(&opts.Namespace, "namespace", "default", "namespace the samples are applied to")
 	flag.DurationVar(&opts.ReadyTimeout, "ready-timeout", 3*time.Minute, "how long to wait for the samples to become Ready")
+	auth := flag.String("connection-auth", string(emulator.ConnectionAuthOAuth2), "the Capillary connection spec's auth the emulator serves: none, oauth2 or hmac")
 	flag.Parse()
+	var err error
+	if opts.ConnectionAuth, err = emulator.ParseConnectionAuth(*auth); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 
 	root, err := controlplane.RepoRoot()
 	if err != nil {

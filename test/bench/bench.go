@@ -45,7 +45,10 @@ type config struct {
 	Probes        int           // new resources created one by one in steady state
 	Counterfact   bool          // also measure a manager that caches Secret data
 	Validate      bool          // validate every request against Adobe's OpenAPI specs
-	OutDir        string
+	// ConnectionAuth is the Capillary connection spec's variant the emulator
+	// serves; none (the default) keeps the figures comparable with earlier runs.
+	ConnectionAuth emulator.ConnectionAuth
+	OutDir         string
 }
 
 func defaultConfig() config {
@@ -109,8 +112,9 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 	b.logf("starting the control plane and the Adobe emulator (latency %s on every call)", cfg.Latency)
 	env, err := localenv.Start(localenv.Options{
 		Emulator: emulator.Options{
-			Credentials: b.creds,
-			Faults:      emulator.Faults{Latency: cfg.Latency, Operations: []string{"*"}},
+			Credentials:    b.creds,
+			Faults:         emulator.Faults{Latency: cfg.Latency, Operations: []string{"*"}},
+			ConnectionAuth: cfg.ConnectionAuth,
 		},
 		ValidateRequests: cfg.Validate,
 	})

@@ -329,3 +329,39 @@ func TestAuthenticatedBadInput(t *testing.T) {
 		})
 	}
 }
+
+// Dataflow options are sent on create and changed in place.
+func TestDataflowOptions(t *testing.T) {
+	startOperator(t, fastRetries)
+	ns := newNamespace(t)
+	pct := func(v int32) *int32 { return &v }
+	cs := localenvtest.NewSource(ns, "options", func(cs *v1alpha1.CapillarySource) {
+		cs.Spec.Dataflow = &v1alpha1.DataflowOptions{ErrorDiagnosticsEnabled: true, PartialIngestionPercent: pct(10)}
+	})
+	suite.Create(t, cs)
+	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+	flowOptions := func() (any, any) {
+		flows := objectsOf(emulator.KindFlow, got)
+		if len(flows) != 1 {
+			t.Fatalf("%d flows, want 1", len(flows))
+		}
+		return flows[0].Field("options.errorDiagnosticsEnabled"), flows[0].Field("options.partialIngestionPercent")
+	}
+	if diag, p := flowOptions(); diag != true || p != float64(10) {
+		t.Fatalf("flow options errorDiagnosticsEnabled=%v partialIngestionPercent=%v, want true and 10", diag, p)
+	}
+	flowID := got.Status.DataflowID
+
+	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) {
+		c.Spec.Dataflow = &v1alpha1.DataflowOptions{ErrorDiagnosticsEnabled: false}
+	})
+	got = suite.WaitFor(t, cs, "Ready with the new options", func(c *v1alpha1.CapillarySource) bool {
+		return localenvtest.IsReady(c) && c.Status.ObservedGeneration == c.Generation
+	})
+	if diag, p := flowOptions(); diag != false || p != nil {
+		t.Errorf("flow options errorDiagnosticsEnabled=%v partialIngestionPercent=%v after the change, want false and absent", diag, p)
+	}
+	if got.Status.DataflowID != flowID {
+		t.Errorf("dataflow %s replaced by %s: options are changed in place", flowID, got.Status.DataflowID)
+	}
+}

@@ -317,3 +317,56 @@ func TestUnitBaseConnection(t *testing.T) {
 }
 
 func keyOf(ns, name string) client.ObjectKey { return client.ObjectKey{Namespace: ns, Name: name} }
+
+// What the operator cannot do stalls before anything is created, naming
+// what to look at.
+func TestUnitSpecDrivenStalls(t *testing.T) {
+	streamingOptions := json.RawMessage(`{"name": "OptionSpec for GenericStreamingAEP", "spec": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+		"properties": {"errorDiagnosticsEnabled": {"type": "boolean"}, "partialIngestionPercent": {"type": "number", "exclusiveMinimum": 0, "maximum": 50}}}}`)
+	cases := map[string]struct {
+		authSpec   string
+		optionSpec json.RawMessage
+		dataflow   *v1alpha1.DataflowOptions
+		wantCond   string
+		wantReason string
+		wantCalls  []string
+	}{
+		"an authSpec of a kind the operator does not know": {
+			authSpec:   `{"name": "Basic Authentication", "type": "BasicAuthentication", "spec": {"type": "object", "properties": {"username": {"type": "string"}}}}`,
+			wantCond:   v1alpha1.ConditionSourceConnectionReady,
+			wantReason: v1alpha1.ReasonAuthSpecUnsupported,
+			wantCalls:  []string{"CheckCredentials", "GetConnectionSpec"},
+		},
+		"an option the flow spec does not offer": {
+			dataflow:   &v1alpha1.DataflowOptions{ErrorDiagnosticsEnabled: true},
+			wantCond:   v1alpha1.ConditionDataflowReady,
+			wantReason: v1alpha1.ReasonDataflowOptionUnsupported,
+			wantCalls:  []string{"CheckCredentials", "GetConnectionSpec", "FlowSpecFor", "CreateSourceConnection", "CreateTargetConnection", "CreateMappingSet"},
+		},
+		"a value the flow spec's optionSpec refuses": {
+			optionSpec: streamingOptions,
+			dataflow:   &v1alpha1.DataflowOptions{PartialIngestionPercent: ptr[int32](80)},
+			wantCond:   v1alpha1.ConditionDataflowReady,
+			wantReason: v1alpha1.ReasonDataflowOptionUnsupported,
+			wantCalls:  []string{"CheckCredentials", "GetConnectionSpec", "FlowSpecFor", "CreateSourceConnection", "CreateTargetConnection", "CreateMappingSet"},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			h := newHarness(t, unitSource(func(cs *v1alpha1.CapillarySource) { cs.Spec.Dataflow = tc.dataflow }), goodSecret())
+			if tc.authSpec != "" {
+				spec := connSpecWith(t, tc.authSpec)
+				h.adobe.GetConnectionSpecFn = func(context.Context, string) (*flowservice.ConnectionSpec, error) { return spec, nil }
+			}
+			h.adobe.FlowSpecForFn = func(_ context.Context, id string) (*flowservice.FlowSpec, error) {
+				return &flowservice.FlowSpec{ID: flowservice.StreamingFlowSpecID, Version: "1.0", SourceConnectionSpecIDs: []string{id}, OptionSpec: tc.optionSpec}, nil
+			}
+			h.reconcile()
+			checkCalls(t, h.adobe, tc.wantCalls)
+			checkConditionsOf(t, h.get(), map[string]cond{
+				tc.wantCond:               isFalse(tc.wantReason),
+				v1alpha1.ConditionStalled: isTrue(tc.wantReason),
+			})
+		})
+	}
+}

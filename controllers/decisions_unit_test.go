@@ -169,7 +169,7 @@ func TestUnitDataflowPatch(t *testing.T) {
 		"partial ingestion dropped from the spec": {
 			source: func(cs *v1alpha1.CapillarySource) { cs.Spec.Dataflow = &v1alpha1.DataflowOptions{} },
 			flow:   flowservice.Flow{Name: name, Options: flowservice.FlowOptions{PartialIngestionPercent: ptr(5.0)}},
-			want:   []flowservice.PatchOp{{Op: flowservice.PatchRemove, Path: "/options/partialIngestionPercent"}},
+			want:   []flowservice.PatchOp{{Op: flowservice.PatchRemove, Path: "/options/partialIngestionPercent", Value: 5.0}},
 		},
 		"no spec.dataflow leaves the options alone": {
 			flow: flowservice.Flow{Name: name, Options: flowservice.FlowOptions{ErrorDiagnosticsEnabled: true, PartialIngestionPercent: ptr(5.0)}},

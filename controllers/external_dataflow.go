@@ -238,7 +238,9 @@ func optionsPatch(cs *v1alpha1.CapillarySource, got flowservice.FlowOptions) []f
 	}
 	switch want := d.PartialIngestionPercent; {
 	case want == nil && got.PartialIngestionPercent != nil:
-		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchRemove, Path: "/options/" + optPartialIngestion})
+		// Adobe's PatchInstruction requires a non-null value even on remove;
+		// RFC 6902 ignores it there, so the current value goes along.
+		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchRemove, Path: "/options/" + optPartialIngestion, Value: *got.PartialIngestionPercent})
 	case want != nil && (got.PartialIngestionPercent == nil || *got.PartialIngestionPercent != float64(*want)):
 		ops = append(ops, flowservice.PatchOp{Op: flowservice.PatchAdd, Path: "/options/" + optPartialIngestion, Value: *want})
 	}

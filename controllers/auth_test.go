@@ -114,6 +114,27 @@ func sign(secret string, body []byte) string {
 	return hex.EncodeToString(m.Sum(nil))
 }
 
+// editSecret changes the namespace's credential Secret as a user would.
+func editSecret(t *testing.T, ns string, edit func(*corev1.Secret)) {
+	t.Helper()
+	secret := &corev1.Secret{}
+	if err := suite.Env.Client.Get(context.Background(), keyOf(ns, localenvtest.SecretName), secret); err != nil {
+		t.Fatal(err)
+	}
+	edit(secret)
+	if err := suite.Env.Client.Update(context.Background(), secret); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func setKeys(data map[string]string) func(*corev1.Secret) {
+	return func(s *corev1.Secret) {
+		for k, v := range data {
+			s.Data[k] = []byte(v)
+		}
+	}
+}
+
 func connectionsOf(emu *emulator.Emulator, kind emulator.Kind, cs *v1alpha1.CapillarySource) []emulator.Object {
 	var out []emulator.Object
 	for _, o := range emu.Objects().Of(kind) {
@@ -177,16 +198,7 @@ func TestAuthenticatedSources(t *testing.T) {
 				t.Fatal(err)
 			}
 			ns := newNamespace(t)
-			secret := &corev1.Secret{}
-			if err := suite.Env.Client.Get(context.Background(), keyOf(ns, localenvtest.SecretName), secret); err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tc.secret {
-				secret.Data[k] = []byte(v)
-			}
-			if err := suite.Env.Client.Update(context.Background(), secret); err != nil {
-				t.Fatal(err)
-			}
+			editSecret(t, ns, setKeys(tc.secret))
 			cs := localenvtest.NewSource(ns, "auth")
 			suite.Create(t, cs)
 			got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
@@ -219,13 +231,7 @@ func TestAuthenticatedSources(t *testing.T) {
 			}
 
 			// Rotation: the Secret changes, the base connection follows.
-			if err := suite.Env.Client.Get(context.Background(), keyOf(ns, localenvtest.SecretName), secret); err != nil {
-				t.Fatal(err)
-			}
-			tc.rotate(t, emu, secret)
-			if err := suite.Env.Client.Update(context.Background(), secret); err != nil {
-				t.Fatal(err)
-			}
+			editSecret(t, ns, func(s *corev1.Secret) { tc.rotate(t, emu, s) })
 			if err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 				p, ok := emu.ConnectionParams(got.Status.BaseConnectionID)
 				return ok && tc.rotated(p), nil
@@ -279,16 +285,7 @@ func TestAuthenticatedBadInput(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := newNamespace(t)
-			secret := &corev1.Secret{}
-			if err := suite.Env.Client.Get(context.Background(), keyOf(ns, localenvtest.SecretName), secret); err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tc.secret {
-				secret.Data[k] = []byte(v)
-			}
-			if err := suite.Env.Client.Update(context.Background(), secret); err != nil {
-				t.Fatal(err)
-			}
+			editSecret(t, ns, setKeys(tc.secret))
 			cs := localenvtest.NewSource(ns, "bad-auth-"+string(rune('a'+i)))
 			suite.Create(t, cs)
 			got := suite.WaitFor(t, cs, tc.wantReason, localenvtest.ReasonIs(v1alpha1.ConditionStalled, tc.wantReason))
@@ -316,15 +313,7 @@ func TestAuthenticatedBadInput(t *testing.T) {
 				t.Errorf("%d base connection creates while the params fail", n-creates)
 			}
 
-			if err := suite.Env.Client.Get(context.Background(), keyOf(ns, localenvtest.SecretName), secret); err != nil {
-				t.Fatal(err)
-			}
-			for k, v := range tc.fix {
-				secret.Data[k] = []byte(v)
-			}
-			if err := suite.Env.Client.Update(context.Background(), secret); err != nil {
-				t.Fatal(err)
-			}
+			editSecret(t, ns, setKeys(tc.fix))
 			suite.WaitFor(t, cs, "Ready after the fix", localenvtest.IsReady)
 		})
 	}

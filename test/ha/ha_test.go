@@ -54,13 +54,13 @@ const (
 // sees R at its next try (within maxTryInterval), and takes over at its
 // first try after that sighting plus the lease duration:
 //
-//	R + leaseSeconds < takeover ≤ R + leaseSeconds + 2·maxTryInterval
+//	R + leaseWhole < takeover ≤ R + leaseWhole + 2·maxTryInterval
 //
-// and since R is before the death, takeover − death ≤ leaseSeconds +
+// and since R is before the death, takeover − death ≤ leaseWhole +
 // 2·maxTryInterval. A lease given up on a clean stop has no holder, so the
 // standby takes it at its next try: within maxTryInterval.
 var (
-	leaseSeconds   = time.Duration(int(leaseDuration/time.Second)) * time.Second
+	leaseWhole   = time.Duration(int(leaseDuration/time.Second)) * time.Second
 	maxTryInterval = time.Duration((1 + leaderelection.JitterFactor) * float64(retryPeriod))
 )
 
@@ -190,12 +190,12 @@ func (r *replica) assertStandby(t *testing.T, holder string) {
 // bounds the lease settings give (see maxTryInterval).
 func checkTakeover(t *testing.T, who string, lastRenew, died, tookOver time.Time) {
 	t.Helper()
-	if earliest := lastRenew.Add(leaseSeconds - clockSlack); tookOver.Before(earliest) {
-		t.Errorf("%s took over %s before the lease renewed at %s ran out: two leaders", who, lastRenew.Add(leaseSeconds).Sub(tookOver), lastRenew.Format(time.StampMicro))
+	if earliest := lastRenew.Add(leaseWhole - clockSlack); tookOver.Before(earliest) {
+		t.Errorf("%s took over %s before the lease renewed at %s ran out: two leaders", who, lastRenew.Add(leaseWhole).Sub(tookOver), lastRenew.Format(time.StampMicro))
 	}
-	if most := leaseSeconds + 2*maxTryInterval + machineSlack; tookOver.Sub(died) > most {
+	if most := leaseWhole + 2*maxTryInterval + machineSlack; tookOver.Sub(died) > most {
 		t.Errorf("%s took over %s after the leader died, want within %s (lease %s + 2 tries of up to %s + %s slack)",
-			who, tookOver.Sub(died), most, leaseSeconds, maxTryInterval, machineSlack)
+			who, tookOver.Sub(died), most, leaseWhole, maxTryInterval, machineSlack)
 	}
 }
 
@@ -214,8 +214,8 @@ func TestLeaderFailover(t *testing.T) {
 	ctx := context.Background()
 	// The bounds below must tell a takeover that waited for the lease from
 	// one that did not.
-	if maxTryInterval+machineSlack >= leaseSeconds {
-		t.Fatalf("a clean handover's bound (%s) is not below the lease (%s): the drill could not tell them apart", maxTryInterval+machineSlack, leaseSeconds)
+	if maxTryInterval+machineSlack >= leaseWhole {
+		t.Fatalf("a clean handover's bound (%s) is not below the lease (%s): the drill could not tell them apart", maxTryInterval+machineSlack, leaseWhole)
 	}
 	ns := suite.NewNamespace(t, "ha")
 	// Slow Adobe down so the leader dies with work in flight.
@@ -296,7 +296,7 @@ func TestLeaderFailover(t *testing.T) {
 	graceful := d.waitElected(t, leaseDuration+time.Minute).Sub(released)
 	if most := maxTryInterval + machineSlack; graceful > most {
 		t.Errorf("after a clean stop that gave the lease up, the standby took %s to take over, want within %s (one try of up to %s + %s slack; the lease is %s)",
-			graceful, most, maxTryInterval, machineSlack, leaseSeconds)
+			graceful, most, maxTryInterval, machineSlack, leaseWhole)
 	}
 
 	// Clean up under the last leader: nothing left in Adobe.

@@ -58,6 +58,11 @@ func adobeLike(w http.ResponseWriter, r *http.Request) {
 			"options":{"errorDiagnosticsEnabled":true,"inletUrl":"`+testInlet+`"},
 			"transformations":[{"name":"Mapping","params":{"mappingVersion":0,"mappingId":"bf5286a9c1ad4266baca76ba3adc9366"}}],
 			"lastOperation":{"started":0,"updated":0,"operation":"enable"}}]}`)
+	case strings.HasPrefix(fs, "/runs"):
+		writeJSON(w, 200, `{"items":[{"id":"98fbed6e-f896-4b19-b279-b0d56d732d8d","flowId":"993f908f-3342-4d9c-9f3c-5aa9a189ca1a",
+			"metrics":{"durationSummary":{"startedAtUTC":1670284458833,"completedAtUTC":1670284518048},
+			"recordSummary":{"inputRecordCount":12,"outputRecordCount":10,"failedRecordCount":2},
+			"statusSummary":{"status":"success","errors":[{"code":"MAPPER-3700-400","message":"Mapping failed"}]}}}]}`)
 	case strings.HasPrefix(fs, "/connections"):
 		writeJSON(w, 200, `{"items":[{"id":"70383d02-2777-4be7-a309-9dd6eea1b46d","name":"capillary-orders-base","state":"enabled",
 			"etag":"\"d64c8298-add4-4667-9a49-28195b2e2a84\"","connectionSpec":{"id":"`+capillarySpecID+`","version":"1.0"},
@@ -216,6 +221,13 @@ func TestContract(t *testing.T) {
 		{OpDeleteFlow, func() error { return c.Session(s).DeleteFlow(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a") }},
 		{OpDeleteSourceConnection, func() error { return c.Session(s).DeleteSourceConnection(ctx, id) }},
 		{OpDeleteTargetConnection, func() error { return c.Session(s).DeleteTargetConnection(ctx, "7c96c827-3ffd-460c-a573-e9558f72f263") }},
+		{OpListRuns, func() error {
+			runs, err := c.Session(s).ListRuns(ctx, "993f908f-3342-4d9c-9f3c-5aa9a189ca1a")
+			if err == nil && (len(runs) != 1 || runs[0].Metrics.RecordSummary.FailedRecordCount != 2 || runs[0].Metrics.StatusSummary.Errors[0].Code != "MAPPER-3700-400") {
+				t.Errorf("runs decoded as %+v", runs)
+			}
+			return err
+		}},
 		{OpDeleteConnection, func() error { return c.Session(s).DeleteConnection(ctx, "70383d02-2777-4be7-a309-9dd6eea1b46d") }},
 	}
 	for _, o := range ops {

@@ -34,6 +34,7 @@ const (
 	OpFlowAction             = "flow_action"
 	OpCreateMappingSet       = "create_mapping_set"
 	OpGetMappingSet          = "get_mapping_set"
+	OpListRuns               = "list_runs"
 	OpUpdateMappingSet       = "update_mapping_set"
 )
 
@@ -46,6 +47,7 @@ const (
 	pathTargetConnections = "/targetConnections"
 	pathFlows             = "/flows"
 	pathMappingSets       = "/mappingSets"
+	pathRuns              = "/runs"
 )
 
 func item(collection, id string) string { return collection + "/" + url.PathEscape(id) }
@@ -419,4 +421,16 @@ func (s *Session) UpdateMappingSet(ctx context.Context, id string, in MappingSet
 		return nil, fmt.Errorf("update mapping set %s: %w", id, err)
 	}
 	return &ms, nil
+}
+
+// ListRuns lists a flow's runs (GET /runs?property=flowId=={id}).
+func (s *Session) ListRuns(ctx context.Context, flowID string) ([]Run, error) {
+	if err := requireID("list runs", flowID); err != nil {
+		return nil, err
+	}
+	runs, err := list[Run](ctx, s.c, s.scope, OpListRuns, pathRuns, []string{"flowId==" + flowID})
+	if err != nil {
+		return nil, fmt.Errorf("list runs of flow %s: %w", flowID, err)
+	}
+	return runs, nil
 }

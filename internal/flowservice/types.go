@@ -313,10 +313,13 @@ type Flow struct {
 	Transformations     []Transformation `json:"transformations,omitempty"`
 	Options             FlowOptions      `json:"options"`
 	LastOperation       *LastOperation   `json:"lastOperation,omitempty"`
-	CreatedAt           int64            `json:"createdAt,omitempty"`
-	UpdatedAt           int64            `json:"updatedAt,omitempty"`
-	SandboxName         string           `json:"sandboxName,omitempty"`
-	IMSOrgID            string           `json:"imsOrgId,omitempty"`
+	// LastRunDetails is the flow's latest run (flow-service.yaml, FlowItemDTO):
+	// what a resync's GET /flows/{id} says of ingestion without another call.
+	LastRunDetails *RunDetails `json:"lastRunDetails,omitempty"`
+	CreatedAt      int64       `json:"createdAt,omitempty"`
+	UpdatedAt      int64       `json:"updatedAt,omitempty"`
+	SandboxName    string      `json:"sandboxName,omitempty"`
+	IMSOrgID       string      `json:"imsOrgId,omitempty"`
 }
 
 // Flow states Adobe reports.
@@ -426,4 +429,72 @@ func (m *Mapping) UnmarshalJSON(b []byte) error {
 type MappingSetRef struct {
 	ID      string `json:"id"`
 	Version int    `json:"version"`
+}
+
+// RunDetails is a flow's lastRunDetails; times are epoch milliseconds.
+type RunDetails struct {
+	ID             string `json:"id,omitempty"`
+	State          string `json:"state,omitempty"`
+	StartedAtUTC   int64  `json:"startedAtUTC,omitempty"`
+	CompletedAtUTC int64  `json:"completedAtUTC,omitempty"`
+}
+
+// Run is one iteration of a flow (GET /runs; flow-service.yaml FlowRunItemDTO,
+// help/sources/tutorials/api/monitor.md). A streaming run covers about an
+// hour and its counts grow while it is open.
+type Run struct {
+	ID         string        `json:"id"`
+	FlowID     string        `json:"flowId,omitempty"`
+	Metrics    RunMetrics    `json:"metrics"`
+	Activities []RunActivity `json:"activities,omitempty"`
+}
+
+// RunMetrics are a run's summaries.
+type RunMetrics struct {
+	DurationSummary DurationSummary `json:"durationSummary"`
+	RecordSummary   RecordSummary   `json:"recordSummary"`
+	StatusSummary   StatusSummary   `json:"statusSummary"`
+}
+
+// DurationSummary: epoch milliseconds.
+type DurationSummary struct {
+	StartedAtUTC   int64 `json:"startedAtUTC,omitempty"`
+	CompletedAtUTC int64 `json:"completedAtUTC,omitempty"`
+}
+
+// RecordSummary counts a run's records (RecordSummaryDTO).
+type RecordSummary struct {
+	InputRecordCount   int64 `json:"inputRecordCount,omitempty"`
+	OutputRecordCount  int64 `json:"outputRecordCount,omitempty"`
+	CreatedRecordCount int64 `json:"createdRecordCount,omitempty"`
+	FailedRecordCount  int64 `json:"failedRecordCount,omitempty"`
+	WarningRecordCount int64 `json:"warningRecordCount,omitempty"`
+	SkippedRecordCount int64 `json:"skippedRecordCount,omitempty"`
+}
+
+// StatusSummary is a run's or an activity's status and errors.
+type StatusSummary struct {
+	Status     string           `json:"status,omitempty"`
+	Errors     []RunError       `json:"errors,omitempty"`
+	Extensions *StatusExtension `json:"extensions,omitempty"`
+}
+
+// StatusExtension carries an activity's errors (monitor.md).
+type StatusExtension struct {
+	Errors []RunError `json:"errors,omitempty"`
+}
+
+// RunError is one error of a run, e.g. MAPPER-3700-400 or INGEST-1212-400.
+type RunError struct {
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
+	// Count of records that failed with it, where Adobe gives one.
+	Count int64 `json:"count,omitempty"`
+}
+
+// RunActivity is one activity of a run, with its own status and errors.
+type RunActivity struct {
+	ID            string        `json:"id,omitempty"`
+	Name          string        `json:"name,omitempty"`
+	StatusSummary StatusSummary `json:"statusSummary"`
 }

@@ -26,6 +26,7 @@ var chain = []step{
 	objectStep(newTargetConnection),
 	objectStep(newMappingSet),
 	objectStep(newDataflow),
+	{run: (*CapillarySourceReconciler).observeIngestion},
 }
 
 // step is one stage of the chain.
@@ -143,7 +144,7 @@ func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scop
 	// also sets observedGeneration, and what it left undone (a rejected
 	// mapping change, say) must be tried again, not reported Ready unchecked.
 	_, requested := s.reconcileRequested()
-	s.checkAll = requested || !s.wasReady || cs.Status.ObservedGeneration != cs.Generation || cs.Status.DataflowID == ""
+	s.checkAll = requested || !(s.wasReady || s.wasWarming) || cs.Status.ObservedGeneration != cs.Generation || cs.Status.DataflowID == ""
 	err := r.runChain(ctx, s)
 	if errors.Is(err, errGone) {
 		s.checkAll = true

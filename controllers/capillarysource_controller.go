@@ -63,6 +63,9 @@ type CapillarySourceReconciler struct {
 	StalledRetryInterval time.Duration
 	// RetryBaseDelay and RetryMaxDelay bound the backoff after transient failures.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+	// InletWarmup is how long a new dataflow's inlet takes to accept events
+	// (Ready waits for it); 0 makes Ready not wait.
+	InletWarmup time.Duration
 	// ReconcileTimeout bounds one reconcile, Adobe calls and rate limiter
 	// waits included.
 	ReconcileTimeout time.Duration
@@ -254,4 +257,5 @@ func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, 
 func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
 	r.createStarted.Delete(key)
 	forgetMetrics(key)
+	forgetIngestionMetrics(key.Namespace, key.Name)
 }

@@ -17,6 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/flowservice"
 )
 
 // scope carries one reconcile of one CapillarySource, and what its steps
@@ -27,8 +28,15 @@ type scope struct {
 	before *v1alpha1.CapillarySource
 	now    time.Time
 	events events.EventRecorder
-	// wasReady: Ready was True when this reconcile began.
-	wasReady bool
+	// wasReady: Ready was True when this reconcile began; wasWarming: it was
+	// False only because the inlet was warming up (everything else settled).
+	wasReady, wasWarming bool
+	// inletWarmup is --inlet-warmup; warmingUntil, when set, is when the
+	// inlet of a dataflow found as declared starts to accept events.
+	inletWarmup  time.Duration
+	warmingUntil time.Time
+	// flow is the dataflow as the dataflow step read it.
+	flow *flowservice.Flow
 	// synced: a reconcile had succeeded before this one (lastSyncTime was set).
 	synced bool
 
@@ -51,12 +59,14 @@ type scope struct {
 
 func (r *CapillarySourceReconciler) newScope(cs *v1alpha1.CapillarySource) *scope {
 	return &scope{
-		cs:       cs,
-		before:   cs.DeepCopy(),
-		now:      r.now(),
-		events:   r.Recorder,
-		wasReady: meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
-		synced:   cs.Status.LastSyncTime != nil,
+		cs:          cs,
+		before:      cs.DeepCopy(),
+		now:         r.now(),
+		events:      r.Recorder,
+		wasReady:    meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionReady),
+		wasWarming:  isReadyFor(cs, v1alpha1.ReasonInletWarmingUp),
+		inletWarmup: r.InletWarmup,
+		synced:      cs.Status.LastSyncTime != nil,
 	}
 }
 
@@ -148,7 +158,13 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		cs.Status.ObservedGeneration = cs.Generation
 		s.remove(v1alpha1.ConditionReconciling)
 		s.remove(v1alpha1.ConditionStalled)
-		if cs.Spec.Suspend {
+		if !s.warmingUntil.IsZero() {
+			// Settled, but the inlet does not accept events yet: Ready
+			// waits for it, and the next look is when it will.
+			msg := fmt.Sprintf("The dataflow is new: Adobe's inlet accepts events from %s (status.inletReadyAt)", s.warmingUntil.UTC().Format(time.RFC3339))
+			s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInletWarmingUp, msg)
+			s.set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonInletWarmingUp, msg)
+		} else if cs.Spec.Suspend {
 			s.set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSuspended,
 				"The dataflow exists and is disabled because spec.suspend is true")
 		} else {
@@ -161,6 +177,9 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 			cs.Status.LastSyncTime = &metav1.Time{Time: s.now}
 		}
 		result.RequeueAfter = r.resyncInterval(cs)
+		if !s.warmingUntil.IsZero() {
+			result.RequeueAfter = min(result.RequeueAfter, s.warmingUntil.Sub(s.now)+time.Second)
+		}
 
 	case errors.As(err, &se) && se.terminal:
 		cs.Status.Failures = 0
@@ -225,6 +244,11 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 const conflictRequeue = time.Second
 
 func isConflict(err error) bool { return apierrors.IsConflict(err) }
+
+func isReadyFor(cs *v1alpha1.CapillarySource, reason string) bool {
+	c := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady)
+	return c != nil && c.Reason == reason
+}
 
 func isStalledFor(cs *v1alpha1.CapillarySource, reason string) bool {
 	c := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionStalled)

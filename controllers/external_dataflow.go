@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/flowservice"
@@ -16,6 +19,8 @@ type dataflowAPI interface {
 	PatchFlow(ctx context.Context, id, etag string, ops []flowservice.PatchOp) (flowservice.Ref, error)
 	FlowAction(ctx context.Context, id string, action flowservice.Action) (flowservice.Ref, error)
 	DeleteFlow(ctx context.Context, id string) error
+	// ListRuns is the flow's runs, for ingestion health.
+	ListRuns(ctx context.Context, flowID string) ([]flowservice.Run, error)
 }
 
 // maxPatchAttempts bounds the re-read-and-retry loop on etag conflicts.
@@ -44,6 +49,7 @@ func (c *dataflow) Get(ctx context.Context, id string) (observation, error) {
 	if flowservice.IsNotFound(err) {
 		c.s.cs.Status.InletURL = ""
 		c.s.cs.Status.DataflowState = ""
+		c.s.cs.Status.InletReadyAt = nil
 		return observation{}, nil
 	}
 	if err != nil {
@@ -65,6 +71,7 @@ func (c *dataflow) Find(ctx context.Context, name string) (observation, error) {
 // a new dataflow over rewiring one.
 func (c *dataflow) observed(flow *flowservice.Flow) observation {
 	c.flow = flow
+	c.s.flow = flow
 	return observation{
 		exists:   true,
 		id:       flow.ID,
@@ -122,6 +129,12 @@ func (c *dataflow) Update(ctx context.Context) error {
 		_, err := c.s.adobe.PatchFlow(ctx, flow.ID, flow.ETag, ops)
 		if err == nil {
 			c.s.changed("Updated", "Update", "Updated dataflow "+flow.ID+" to match the spec")
+			if !slices.Equal(flow.Transformations, transformations(cs)) {
+				// The inlet keeps accepting; the new mapping applies to
+				// events after the warm-up (http.md).
+				at := metav1.NewTime(c.s.now.Add(c.s.inletWarmup).Truncate(time.Second))
+				cs.Status.MappingAppliesAt = &at
+			}
 			driftCorrections.WithLabelValues(kindDataflow).Inc()
 			flow.Name = desiredFlowName(cs, flow)
 			flow.Transformations = transformations(cs)
@@ -188,7 +201,29 @@ func (c *dataflow) Ready() (string, error) {
 		return "", &stepError{condition: v1alpha1.ConditionDataflowReady, reason: v1alpha1.ReasonProgressing,
 			message: "Dataflow " + flow.ID + " has no inlet URL yet; checking again shortly"}
 	}
+	c.inletReadiness()
 	return fmt.Sprintf("Dataflow %s is %s", flow.ID, flow.State), nil
+}
+
+// inletReadiness records when the inlet accepts events: the dataflow's
+// creation as Adobe reports it plus the warm-up ("about five minutes" after
+// a streaming dataflow is created, http.md). Before that, Ready waits.
+func (c *dataflow) inletReadiness() {
+	st, flow := &c.s.cs.Status, c.flow
+	var ready time.Time
+	switch {
+	case flow.CreatedAt > 0:
+		ready = time.UnixMilli(flow.CreatedAt).Add(c.s.inletWarmup)
+	case st.InletReadyAt != nil:
+		ready = st.InletReadyAt.Time
+	default:
+		ready = c.s.now.Add(c.s.inletWarmup)
+	}
+	at := metav1.NewTime(ready.UTC().Truncate(time.Second))
+	st.InletReadyAt = &at
+	if c.s.now.Before(at.Time) {
+		c.s.warmingUntil = at.Time
+	}
 }
 
 func wantedState(cs *v1alpha1.CapillarySource) string {

@@ -74,6 +74,7 @@ type fakeAdobe struct {
 	PatchFlowFn              func(ctx context.Context, id, etag string, ops []flowservice.PatchOp) error
 	FlowActionFn             func(ctx context.Context, id string, action flowservice.Action) error
 	DeleteFlowFn             func(ctx context.Context, id string) error
+	ListRunsFn               func(ctx context.Context, flowID string) ([]flowservice.Run, error)
 }
 
 var _ Adobe = (*fakeAdobe)(nil)
@@ -339,6 +340,14 @@ func (f *fakeAdobe) DeleteFlow(ctx context.Context, id string) error {
 		return f.DeleteFlowFn(ctx, id)
 	}
 	return nil
+}
+
+func (f *fakeAdobe) ListRuns(ctx context.Context, flowID string) ([]flowservice.Run, error) {
+	f.record("ListRuns")
+	if f.ListRunsFn != nil {
+		return f.ListRunsFn(ctx, flowID)
+	}
+	return nil, nil
 }
 
 // fakeConnector hands out one fakeAdobe (or what ConnectFn returns) and

@@ -39,7 +39,12 @@ var (
 
 // readyConds are the conditions of a Ready resource with mappings.
 func readyConds(readyReason string) map[string]cond {
+	ingestion := cond{metav1.ConditionUnknown, v1alpha1.ReasonNoRunsYet}
+	if readyReason == v1alpha1.ReasonSuspended {
+		ingestion.Reason = v1alpha1.ReasonSuspended
+	}
 	return map[string]cond{
+		v1alpha1.ConditionIngestionHealthy:      ingestion,
 		v1alpha1.ConditionCredentialsReady:      isTrue(v1alpha1.ReasonSucceeded),
 		v1alpha1.ConditionSourceConnectionReady: isTrue(v1alpha1.ReasonSucceeded),
 		v1alpha1.ConditionTargetConnectionReady: isTrue(v1alpha1.ReasonSucceeded),
@@ -246,6 +251,7 @@ func TestUnitReconcileFirstPass(t *testing.T) {
 				LastSyncTime:        &metav1.Time{Time: unitNow},
 				CreateStartedAt:     &metav1.Time{Time: unitNow},
 				InletAuthentication: v1alpha1.InletAuthenticationNone,
+				InletReadyAt:        &metav1.Time{Time: unitNow},
 			}
 			if tc.wantMapID != "" {
 				wantStatus.MappingSetVersion = 1

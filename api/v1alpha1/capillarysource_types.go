@@ -104,6 +104,66 @@ type CapillarySourceSpec struct {
 	// offers them. A change is patched into the dataflow in place.
 	// +optional
 	Dataflow *DataflowOptions `json:"dataflow,omitempty"`
+
+	// ingestion says when ingestion counts as healthy.
+	// +optional
+	Ingestion *IngestionPolicy `json:"ingestion,omitempty"`
+}
+
+// IngestionPolicy says when the IngestionHealthy condition is True.
+type IngestionPolicy struct {
+	// maxFailedRecordsPercent is the share of a run's records that may fail
+	// while ingestion still counts as healthy (0: none may fail).
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=100
+	MaxFailedRecordsPercent int32 `json:"maxFailedRecordsPercent,omitempty"`
+}
+
+// Ingestion is what Adobe reports of the dataflow's latest run.
+type Ingestion struct {
+	// lastRunId is the latest run of the dataflow.
+	// +optional
+	LastRunID string `json:"lastRunId,omitempty"`
+	// lastRunState is its state as Adobe reports it (success, failed, ...).
+	// +optional
+	LastRunState string `json:"lastRunState,omitempty"`
+	// lastRunStartedAt is when it started.
+	// +optional
+	LastRunStartedAt *metav1.Time `json:"lastRunStartedAt,omitempty"`
+	// lastRunCompletedAt is when it completed; a streaming run stays open
+	// for about an hour and this moves while records arrive.
+	// +optional
+	LastRunCompletedAt *metav1.Time `json:"lastRunCompletedAt,omitempty"`
+	// recordsReceived is the run's input record count.
+	// +optional
+	RecordsReceived int64 `json:"recordsReceived,omitempty"`
+	// recordsIngested is the run's output record count.
+	// +optional
+	RecordsIngested int64 `json:"recordsIngested,omitempty"`
+	// recordsFailed is the run's failed record count.
+	// +optional
+	RecordsFailed int64 `json:"recordsFailed,omitempty"`
+	// recordsWithWarnings is the run's warning record count.
+	// +optional
+	RecordsWithWarnings int64 `json:"recordsWithWarnings,omitempty"`
+	// errors are the run's most frequent errors, at most five.
+	// +optional
+	// +kubebuilder:validation:MaxItems=5
+	Errors []IngestionError `json:"errors,omitempty"`
+}
+
+// IngestionError is one error of a run.
+type IngestionError struct {
+	// code is Adobe's error code, e.g. MAPPER-3700-400.
+	Code string `json:"code"`
+	// message is Adobe's message for it.
+	// +optional
+	Message string `json:"message,omitempty"`
+	// count is how many records failed with it, where Adobe says.
+	// +optional
+	Count int64 `json:"count,omitempty"`
 }
 
 // DataflowOptions are the options of the GenericStreamingAEP flow spec.
@@ -323,6 +383,22 @@ type CapillarySourceStatus struct {
 	// +kubebuilder:validation:Enum=None;OAuth2;HMAC
 	InletAuthentication InletAuthentication `json:"inletAuthentication,omitempty"`
 
+	// ingestion is what Adobe reports of the dataflow's latest run.
+	// +optional
+	Ingestion *Ingestion `json:"ingestion,omitempty"`
+
+	// inletReadyAt is when the inlet accepts traffic: the dataflow's
+	// creation as Adobe reports it, plus the warm-up Adobe documents for a
+	// new streaming dataflow (--inlet-warmup).
+	// +optional
+	InletReadyAt *metav1.Time `json:"inletReadyAt,omitempty"`
+
+	// mappingAppliesAt is when the latest mapping change applies to the
+	// events the inlet receives (the change, plus the warm-up); the source
+	// stays Ready meanwhile, since the inlet keeps accepting.
+	// +optional
+	MappingAppliesAt *metav1.Time `json:"mappingAppliesAt,omitempty"`
+
 	// createStartedAt is when the operator was first about to create an Adobe
 	// object for this resource. From then on, an object whose ID is not in
 	// status may still exist in Adobe (a create whose answer was lost), so it
@@ -342,6 +418,8 @@ type CapillarySourceStatus struct {
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Dataflow",type=string,JSONPath=`.status.dataflowId`
 // +kubebuilder:printcolumn:name="Inlet",type=string,JSONPath=`.status.inletUrl`,priority=1
+// +kubebuilder:printcolumn:name="Ingested",type=integer,JSONPath=`.status.ingestion.recordsIngested`,priority=1
+// +kubebuilder:printcolumn:name="Failed",type=integer,JSONPath=`.status.ingestion.recordsFailed`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type CapillarySource struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -35,6 +35,9 @@ const (
 	ConditionTargetConnectionReady = "TargetConnectionReady"
 	ConditionMappingReady          = "MappingReady"
 	ConditionDataflowReady         = "DataflowReady"
+	// ConditionIngestionHealthy says whether Capillary's records land in the
+	// dataset; it does not change Ready.
+	ConditionIngestionHealthy = "IngestionHealthy"
 )
 
 // Condition reasons.
@@ -75,4 +78,13 @@ const (
 	// ReasonDataflowOptionUnsupported: spec.dataflow asks for an option the
 	// flow spec's optionSpec does not offer, or a value it does not allow.
 	ReasonDataflowOptionUnsupported = "DataflowOptionUnsupported"
+
+	// ReasonInletWarmingUp: the dataflow is new and its inlet does not accept
+	// traffic yet (status.inletReadyAt says when it will).
+	ReasonInletWarmingUp = "InletWarmingUp"
+	// IngestionHealthy reasons.
+	ReasonRecordsFailing   = "RecordsFailing"
+	ReasonRecordsIngesting = "RecordsIngesting"
+	ReasonNoRunsYet        = "NoRunsYet"
+	ReasonRunsUnavailable  = "RunsUnavailable"
 )

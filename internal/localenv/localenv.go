@@ -80,7 +80,8 @@ func Start(opts Options) (*Env, error) {
 }
 
 // ManagerOptions are the production defaults pointed at the emulator, with
-// the metrics and probe servers off (several managers may share a process).
+// the metrics and probe servers off (several managers may share a process)
+// and no inlet warm-up.
 func (e *Env) ManagerOptions() manager.Options {
 	o := manager.Defaults()
 	o.IMSURL = e.AdobeURL
@@ -89,6 +90,9 @@ func (e *Env) ManagerOptions() manager.Options {
 	o.MetricsAddr = "0"
 	o.ProbeAddr = "0"
 	o.SkipNameValidation = true
+	// The emulator's inlets accept at once unless told otherwise; the tests
+	// that are about the warm-up set both sides.
+	o.InletWarmup = 0
 	return o
 }
 

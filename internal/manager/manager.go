@@ -54,6 +54,7 @@ type Options struct {
 	RetryBaseDelay          time.Duration
 	RetryMaxDelay           time.Duration
 	ReconcileTimeout        time.Duration
+	InletWarmup             time.Duration
 	MaxConcurrentReconciles int
 	AdobeQPS                float64
 	AdobeBurst              int
@@ -92,6 +93,7 @@ func Defaults() Options {
 		RetryBaseDelay:       controllers.DefaultRetryBaseDelay,
 		RetryMaxDelay:        controllers.DefaultRetryMaxDelay,
 		ReconcileTimeout:     controllers.DefaultReconcileTimeout,
+		InletWarmup:          controllers.DefaultInletWarmup,
 		// Sized in docs/performance.md: 10 workers keep the per-org rate
 		// (flowservice.DefaultQPS) busy when an Adobe call takes up to half a
 		// second.
@@ -124,6 +126,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.RetryBaseDelay, "retry-base-delay", o.RetryBaseDelay, "first backoff after a transient failure; doubles per failure (jittered)")
 	fs.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay, "longest backoff after transient failures")
 	fs.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", o.ReconcileTimeout, "longest one reconcile may take, Adobe retries and rate limiter waits included; the status write gets a short grace after it")
+	fs.DurationVar(&o.InletWarmup, "inlet-warmup", o.InletWarmup, "how long a new dataflow's inlet takes to accept events (Adobe: about 5 minutes); Ready waits for it; 0s makes Ready not wait")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "number of CapillarySources reconciled in parallel")
 	fs.Float64Var(&o.AdobeQPS, "adobe-qps", o.AdobeQPS, "Adobe Platform requests per second, per org (token bucket)")
 	fs.IntVar(&o.AdobeBurst, "adobe-burst", o.AdobeBurst, "burst of the per-org token bucket")
@@ -289,6 +292,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		RetryBaseDelay:          o.RetryBaseDelay,
 		RetryMaxDelay:           o.RetryMaxDelay,
 		ReconcileTimeout:        o.ReconcileTimeout,
+		InletWarmup:             o.InletWarmup,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {

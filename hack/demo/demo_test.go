@@ -231,12 +231,12 @@ func checkOutput(t *testing.T, out string, info readyInfo) {
 	if header < 0 || header+len(info.Sources) >= len(lines) {
 		t.Fatalf("no kubectl-style table in the output:\n%s", out)
 	}
-	if diff := cmp.Diff([]string{"NAME", "READY", "REASON", "DATAFLOW", "INLET", "AGE"}, strings.Fields(lines[header])); diff != "" {
+	if diff := cmp.Diff([]string{"NAME", "READY", "REASON", "DATAFLOW", "INLET", "INGESTED", "FAILED", "AGE"}, strings.Fields(lines[header])); diff != "" {
 		t.Errorf("table columns (-want +got):\n%s", diff)
 	}
 	for i, key := range info.Sources {
 		row := strings.Fields(lines[header+1+i])
-		if len(row) != 6 || row[0] != key.Name || row[1] != "True" || row[2] != v1alpha1.ReasonSucceeded || row[4] != info.InletURLs[key.Name] {
+		if len(row) != 8 || row[0] != key.Name || row[1] != "True" || row[2] != v1alpha1.ReasonSucceeded || row[4] != info.InletURLs[key.Name] {
 			t.Errorf("table row for %s = %q", key.Name, row)
 		}
 	}

@@ -60,7 +60,7 @@ const (
 // 2·maxTryInterval. A lease given up on a clean stop has no holder, so the
 // standby takes it at its next try: within maxTryInterval.
 var (
-	leaseWhole   = time.Duration(int(leaseDuration/time.Second)) * time.Second
+	leaseWhole     = time.Duration(int(leaseDuration/time.Second)) * time.Second
 	maxTryInterval = time.Duration((1 + leaderelection.JitterFactor) * float64(retryPeriod))
 )
 

@@ -28,6 +28,7 @@ manifests: ## Generate the CRD and RBAC manifests from the markers.
 	$(CONTROLLER_GEN) rbac:roleName=manager-role crd paths="$(GEN_PATHS)" output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 	cp config/crd/bases/*.yaml dist/chart/files/crds/
 	cp config/rbac/role.yaml dist/chart/files/rbac/
+	cp config/prometheus/rules.yaml dist/chart/files/prometheus/
 
 .PHONY: generate
 generate: ## Generate the DeepCopy methods.

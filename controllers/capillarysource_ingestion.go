@@ -31,6 +31,11 @@ var (
 		Help: "Records of the latest run of each CapillarySource's dataflow, by outcome (received, ingested, failed, warnings).",
 	}, []string{"namespace", "name", "outcome"})
 
+	ingestionActivity = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "capillary_source_ingestion_last_activity_timestamp_seconds",
+		Help: "When each CapillarySource's latest run last moved (its completedAtUTC), or, before any run, when its inlet became ready: the clock of the no-runs alert.",
+	}, []string{"namespace", "name"})
+
 	ingestionRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "capillary_ingestion_runs_total",
 		Help: "Dataflow runs the operator has seen, by their state when first seen.",
@@ -38,7 +43,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(ingestionRecords, ingestionRuns)
+	metrics.Registry.MustRegister(ingestionRecords, ingestionActivity, ingestionRuns)
 }
 
 // observeIngestion reports whether Capillary's records land in the dataset,
@@ -58,6 +63,9 @@ func (r *CapillarySourceReconciler) observeIngestion(ctx context.Context, s *sco
 	}
 	last := flow.LastRunDetails
 	if last == nil || last.ID == "" {
+		if at := cs.Status.InletReadyAt; at != nil {
+			ingestionActivity.WithLabelValues(cs.Namespace, cs.Name).Set(float64(at.Unix()))
+		}
 		s.set(cond, metav1.ConditionUnknown, v1alpha1.ReasonNoRunsYet,
 			"No run yet: nothing has been ingested; Capillary sends its events to status.inletUrl")
 		return nil
@@ -196,6 +204,9 @@ func (r *CapillarySourceReconciler) judgeIngestion(s *scope) {
 			s.event(corev1.EventTypeNormal, "IngestionRecovered", "Ingest", fmt.Sprintf("Records land again: run %s", ing.LastRunID))
 		}
 	}
+	if ing.LastRunCompletedAt != nil {
+		ingestionActivity.WithLabelValues(cs.Namespace, cs.Name).Set(float64(ing.LastRunCompletedAt.Unix()))
+	}
 	for outcome, v := range map[string]int64{"received": ing.RecordsReceived, "ingested": ing.RecordsIngested,
 		"failed": ing.RecordsFailed, "warnings": ing.RecordsWithWarnings} {
 		ingestionRecords.WithLabelValues(cs.Namespace, cs.Name, outcome).Set(float64(v))
@@ -217,6 +228,7 @@ func likelyCause(code string) string {
 }
 
 func forgetIngestionMetrics(ns, name string) {
+	ingestionActivity.DeleteLabelValues(ns, name)
 	for _, outcome := range []string{"received", "ingested", "failed", "warnings"} {
 		ingestionRecords.DeleteLabelValues(ns, name, outcome)
 	}

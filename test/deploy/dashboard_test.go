@@ -190,10 +190,17 @@ func TestDashboard(t *testing.T) {
 	}
 	used := map[string]bool{}
 	// The example alerts in docs/monitoring.md are held to the same rule.
-	alerts := regexp.MustCompile(`(?m)^\s+expr: (.+)$`).FindAllStringSubmatch(readFile(t, repoPath(t, "docs", "monitoring.md")), -1)
+	exprLine := regexp.MustCompile(`(?m)^\s+expr: (.+)$`)
+	alerts := exprLine.FindAllStringSubmatch(readFile(t, repoPath(t, "docs", "monitoring.md")), -1)
 	if len(alerts) == 0 {
 		t.Error("docs/monitoring.md shows no alert expression")
 	}
+	// And the PrometheusRule shipped in config/prometheus.
+	rules := exprLine.FindAllStringSubmatch(readFile(t, repoPath(t, "config", "prometheus", "rules.yaml")), -1)
+	if len(rules) < 6 {
+		t.Errorf("config/prometheus/rules.yaml has %d alert expressions, want the 6 documented", len(rules))
+	}
+	alerts = append(alerts, rules...)
 	var alertExprs []string
 	for _, m := range alerts {
 		alertExprs = append(alertExprs, m[1])

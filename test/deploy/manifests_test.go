@@ -519,7 +519,10 @@ func TestChartCopiesAreCurrent(t *testing.T) {
 	if err != nil || len(crds) == 0 {
 		t.Fatalf("no CRDs in config/crd/bases (%v)", err)
 	}
-	pairs := map[string]string{repoPath(t, "config", "rbac", "role.yaml"): repoPath(t, "dist", "chart", "files", "rbac", "role.yaml")}
+	pairs := map[string]string{
+		repoPath(t, "config", "rbac", "role.yaml"):        repoPath(t, "dist", "chart", "files", "rbac", "role.yaml"),
+		repoPath(t, "config", "prometheus", "rules.yaml"): repoPath(t, "dist", "chart", "files", "prometheus", "rules.yaml"),
+	}
 	for _, src := range crds {
 		pairs[src] = repoPath(t, "dist", "chart", "files", "crds", filepath.Base(src))
 	}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
@@ -157,4 +158,35 @@ func identities(objs []*unstructured.Unstructured) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// TestChartPrometheusRule: off by default; on, it carries the alerts of
+// config/prometheus/rules.yaml unchanged ($labels not read as a template),
+// with the selector labels asked for.
+func TestChartPrometheusRule(t *testing.T) {
+	find := func(objs []*unstructured.Unstructured) *unstructured.Unstructured {
+		for _, o := range objs {
+			if o.GetKind() == "PrometheusRule" {
+				return o
+			}
+		}
+		return nil
+	}
+	if find(renderChart(t, nil)) != nil {
+		t.Error("a PrometheusRule is rendered by default")
+	}
+	rule := find(renderChart(t, map[string]any{"prometheusRule": map[string]any{"enabled": true, "labels": map[string]any{"release": "kube-prometheus"}}}))
+	if rule == nil {
+		t.Fatal("no PrometheusRule with prometheusRule.enabled")
+	}
+	if rule.GetLabels()["release"] != "kube-prometheus" || rule.GetNamespace() != releaseNamespace {
+		t.Errorf("labels %v, namespace %q", rule.GetLabels(), rule.GetNamespace())
+	}
+	var src map[string]any
+	if err := yaml.Unmarshal([]byte(readFile(t, repoPath(t, "config", "prometheus", "rules.yaml"))), &src); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(src["spec"], rule.Object["spec"]); diff != "" {
+		t.Errorf("rendered spec differs from config/prometheus/rules.yaml (-want +got):\n%s", diff)
+	}
 }

@@ -122,6 +122,10 @@ func TestCRDValidationAtApply(t *testing.T) {
 		{name: "partialIngestionPercent 101", rules: []string{"spec.dataflow.partialIngestionPercent:maximum"}, mutate: set("spec.dataflow", obj{"partialIngestionPercent": 101}), wantField: "spec.dataflow.partialIngestionPercent", wantType: metav1.CauseTypeFieldValueInvalid},
 		{name: "partialIngestionPercent beyond int32", rules: []string{"spec.dataflow.partialIngestionPercent:format"}, mutate: set("spec.dataflow", obj{"partialIngestionPercent": int64(1) << 32}), wantField: "spec.dataflow.partialIngestionPercent", wantType: metav1.CauseTypeFieldValueInvalid},
 		{name: "partialIngestionPercent at its bounds", mutate: set("spec.dataflow", obj{"partialIngestionPercent": 100, "errorDiagnosticsEnabled": true})},
+		{name: "maxFailedRecordsPercent negative", rules: []string{"spec.ingestion.maxFailedRecordsPercent:minimum"}, mutate: set("spec.ingestion", obj{"maxFailedRecordsPercent": -1}), wantField: "spec.ingestion.maxFailedRecordsPercent", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "maxFailedRecordsPercent 101", rules: []string{"spec.ingestion.maxFailedRecordsPercent:maximum"}, mutate: set("spec.ingestion", obj{"maxFailedRecordsPercent": 101}), wantField: "spec.ingestion.maxFailedRecordsPercent", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "maxFailedRecordsPercent beyond int32", rules: []string{"spec.ingestion.maxFailedRecordsPercent:format"}, mutate: set("spec.ingestion", obj{"maxFailedRecordsPercent": int64(1) << 32}), wantField: "spec.ingestion.maxFailedRecordsPercent", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "maxFailedRecordsPercent at its bounds", mutate: set("spec.ingestion", obj{"maxFailedRecordsPercent": 100})},
 		{name: "too many authParamKeys", rules: []string{"spec.credentialsSecretRef.authParamKeys:maxItems"}, mutate: func(o obj) {
 			var keys []any
 			for i := range 65 {

@@ -371,6 +371,11 @@ func TestArgoCDHealthCheckEdges(t *testing.T) {
 		{"observedGeneration -1", obj(1, int64(-1), false), "Progressing"},
 		{"deleting", deleting(obj(1, int64(1), false, cond("Ready", "True", "Succeeded"))), "Progressing"},
 		{"deletion blocked", deleting(obj(1, int64(1), false, cond("Stalled", "True", "DeleteBlocked"), cond("Ready", "False", "DeleteBlocked"))), "Degraded"},
+		// Ingestion health does not make a Ready source look degraded
+		// (docs/gitops.md says how to opt in); the inlet's warm-up is progress.
+		{"ready, records failing", obj(1, int64(1), false, cond("Ready", "True", "Succeeded"), cond("IngestionHealthy", "False", "RecordsFailing")), "Healthy"},
+		{"ready, no runs yet", obj(1, int64(1), false, cond("Ready", "True", "Succeeded"), cond("IngestionHealthy", "Unknown", "NoRunsYet")), "Healthy"},
+		{"inlet warming up", obj(1, int64(1), false, cond("Reconciling", "True", "InletWarmingUp"), cond("Ready", "False", "InletWarmingUp")), "Progressing"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

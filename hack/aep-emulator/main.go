@@ -53,6 +53,7 @@ type config struct {
 	faultOps, lostMode                                    string
 	connectionAuth                                        emulator.ConnectionAuth
 	hmacOverlap                                           time.Duration
+	inletWarmup                                           time.Duration
 }
 
 func parseFlags(args []string, out io.Writer) (*config, error) {
@@ -66,7 +67,9 @@ Serves a local Adobe Experience Platform for tests and demos: IMS
 (POST /ims/token/v3), Flow Service (/data/foundation/flowservice) and Data Prep
 (/data/foundation/conversion), plus flows' inlet URLs (/collection/{id} and
 /collection/batch/{id}) and a JSON introspection API under /__emulator/
-(state, calls, faults, expire-tokens, objects/{kind}/{id}). Use the printed
+(state, calls, faults, expire-tokens, objects/{kind}/{id}, runs, records).
+Events posted to an inlet go through the flow's mapping set and are counted
+into hourly runs, read with GET /data/foundation/flowservice/runs. Use the printed
 URL as both the operator's --ims-url and --platform-url.
 
 --connection-auth picks the Capillary connection spec's authSpec: "none"
@@ -94,6 +97,7 @@ Flags:
 	fl.BoolVar(&c.noSpec, "no-spec", false, "do not validate requests against Adobe's OpenAPI specs")
 	auth := fl.String("connection-auth", string(emulator.ConnectionAuthNone), "authSpec of the Capillary connection spec and what its inlets check: none, oauth2 or hmac")
 	fl.DurationVar(&c.hmacOverlap, "hmac-secret-overlap", 0, "accept an HMAC base connection's previous shared secret this long after it was rotated (0: only the current one; an assumption, Adobe publishes no overlap)")
+	fl.DurationVar(&c.inletWarmup, "inlet-warmup", 0, "how long after a streaming dataflow is created, or its mapping changed, its inlet drops the events it accepts (Adobe asks for about 5m; 0: none)")
 	fl.StringVar(&c.stateFile, "state-file", "", "JSON file to load objects from and save them to after every change, so a restart keeps them (tokens are not saved)")
 
 	fl.Uint64Var(&c.faults.Seed, "seed", 1, "seed for fault decisions and jitter; the same seed and request sequence give the same faults")
@@ -126,6 +130,9 @@ Flags:
 	c.connectionAuth = ca
 	if c.hmacOverlap < 0 {
 		return nil, errors.New("--hmac-secret-overlap must not be negative")
+	}
+	if c.inletWarmup < 0 {
+		return nil, errors.New("--inlet-warmup must not be negative")
 	}
 	c.faults.LostMode = emulator.LostMode(c.lostMode)
 	if c.faultOps != "" {
@@ -227,6 +234,7 @@ func run(args []string, stderr io.Writer) error {
 
 		ConnectionAuth:    c.connectionAuth,
 		HMACSecretOverlap: c.hmacOverlap,
+		InletWarmup:       c.inletWarmup,
 	})
 	if err != nil {
 		return fmt.Errorf("create emulator: %w", err)

@@ -20,7 +20,7 @@ func TestParseFlags(t *testing.T) {
 		"--rate-429", "0.05", "--rate-lost", "0.2", "--lost-mode", "drop", "--rate-token-expiry", "0.01",
 		"--fault-ops", "flows.create, sourceConnections.*",
 		"--credential", "a:b", "--credential", "c:d", "--sandbox", "prod",
-		"--connection-auth", "hmac", "--hmac-secret-overlap", "5m",
+		"--connection-auth", "hmac", "--hmac-secret-overlap", "5m", "--inlet-warmup", "30s",
 	}, &out)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,10 @@ func TestParseFlags(t *testing.T) {
 	if c.connectionAuth != emulator.ConnectionAuthHMAC || c.hmacOverlap != 5*time.Minute {
 		t.Errorf("connection auth = %q, overlap %v", c.connectionAuth, c.hmacOverlap)
 	}
-	if d, _ := parseFlags(nil, &out); d.connectionAuth != emulator.ConnectionAuthNone || d.hmacOverlap != 0 {
+	if c.inletWarmup != 30*time.Second {
+		t.Errorf("inlet warm-up = %v, want 30s", c.inletWarmup)
+	}
+	if d, _ := parseFlags(nil, &out); d.connectionAuth != emulator.ConnectionAuthNone || d.hmacOverlap != 0 || d.inletWarmup != 0 {
 		t.Errorf("defaults: connection auth = %q, overlap %v; want none, 0", d.connectionAuth, d.hmacOverlap)
 	}
 	creds, err := readCredentials(c)
@@ -51,6 +54,7 @@ func TestParseFlags(t *testing.T) {
 		{"--fault-ops", "flows.explode"},
 		{"--connection-auth", "basic"},
 		{"--hmac-secret-overlap", "-1s"},
+		{"--inlet-warmup", "-1s"},
 		{"stray"},
 	} {
 		if _, err := parseFlags(bad, &out); err == nil {
@@ -71,7 +75,7 @@ func TestHelpDocumentsEveryFlag(t *testing.T) {
 	for _, name := range []string{"addr", "allow-remote", "base-url", "credential", "credentials-file", "token-lifetime",
 		"spec-dir", "no-spec", "state-file", "seed", "latency", "jitter", "rate-503", "retry-after", "rate-429",
 		"rate-lost", "lost-mode", "rate-token-expiry", "fault-ops", "unentitled-org", "sandbox", "reject-dataset",
-		"reject-mapping", "log-level", "connection-auth", "hmac-secret-overlap"} {
+		"reject-mapping", "log-level", "connection-auth", "hmac-secret-overlap", "inlet-warmup"} {
 		if !strings.Contains(out.String(), "-"+name+" ") && !strings.Contains(out.String(), "-"+name+"\n") {
 			t.Errorf("--help does not document --%s", name)
 		}

@@ -120,34 +120,115 @@ func (e *Emulator) collect(w http.ResponseWriter, r *http.Request, rc *reqCtx, b
 		errProblem(http.StatusBadRequest, "Bad Request", "The payload is not valid JSON.").write(w, rc)
 		return
 	}
+	var msgs []any
+	if batch {
+		// BatchMessage: {"messages": [...]}.
+		obj, _ := payload.(map[string]any)
+		var ok bool
+		if msgs, ok = obj["messages"].([]any); !ok {
+			dcsInletError(w, inlet, "The batch payload must be an object with a messages array.")
+			return
+		}
+	} else {
+		msgs = []any{payload}
+	}
+	sync := strings.EqualFold(r.URL.Query().Get("syncValidation"), "true")
 	ms := now.UnixMilli()
+	xaction := strconv.FormatInt(ms, 10) + ":" + newHexID(4)
+	results := e.ingest(t.flowID, inlet, msgs, now, sync)
 	if !batch {
-		writeJSON(w, http.StatusOK, map[string]any{
-			"inletId":        inlet,
-			"xactionId":      strconv.FormatInt(ms, 10) + ":" + newHexID(4),
-			"receivedTimeMs": ms,
-		})
+		if res := results[0]; res.status != 0 {
+			writeJSON(w, res.status, map[string]any{
+				"type":   DCSInletProblem,
+				"status": res.status,
+				"title":  "Invalid request",
+				"report": res.report,
+			})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"inletId": inlet, "xactionId": xaction, "receivedTimeMs": ms})
 		return
 	}
-	// BatchMessage: {"messages": [...]}; the answer is 207 with one
-	// xactionId per message (BatchResponseDTO).
-	obj, _ := payload.(map[string]any)
-	msgs, ok := obj["messages"].([]any)
-	if !ok {
-		dcsInletError(w, inlet, "The batch payload must be an object with a messages array.")
-		return
-	}
-	batchID := strconv.FormatInt(ms, 10) + ":" + newHexID(4)
+	// 207 with one entry per message (BatchResponseDTO): an xactionId for a
+	// message taken, {statusCode, message} for one refused
+	// (streaming-multiple-messages.md).
 	responses := make([]any, len(msgs))
-	for i := range msgs {
-		responses[i] = map[string]any{"xactionId": batchID + ":" + strconv.Itoa(i)}
+	for i, res := range results {
+		if res.status != 0 {
+			entry := map[string]any{"statusCode": res.status, "message": res.report["message"]}
+			if c, ok := res.report["code"]; ok {
+				entry["code"] = c
+			}
+			responses[i] = entry
+			continue
+		}
+		responses[i] = map[string]any{"xactionId": xaction + ":" + strconv.Itoa(i)}
 	}
 	writeJSON(w, http.StatusMultiStatus, map[string]any{
 		"inletId":        inlet,
-		"batchId":        batchID,
+		"batchId":        xaction,
 		"receivedTimeMs": ms,
 		"responses":      responses,
 	})
+}
+
+// ingestResult is the synchronous answer for one message: status 0 when it
+// was taken, else 400 with the report to send.
+type ingestResult struct {
+	status int
+	report map[string]any
+}
+
+// ingest runs messages through the edge checks, the warm-up and state
+// gates and the flow's mapping, counting processed records into runs (see
+// ingest.go). sync is ?syncValidation=true.
+func (e *Emulator) ingest(flowID, inlet string, msgs []any, now time.Time, sync bool) []ingestResult {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]ingestResult, len(msgs))
+	flow := e.store.objects[KindFlow][flowID]
+	if flow == nil {
+		return out
+	}
+	p := e.pipelineLocked(flow)
+	prefix := "inletId: [" + inlet + "] imsOrgId: [" + flow.Org + "] "
+	for i, msg := range msgs {
+		rec := Record{FlowID: flowID, ReceivedAt: now.UTC(), Input: cloneValue(msg)}
+		if why := p.edgeCheck(msg); why != "" {
+			rec.Outcome, rec.Reason = OutcomeRejected, why
+			out[i] = ingestResult{status: http.StatusBadRequest, report: map[string]any{"message": prefix + why}}
+			e.logRecordLocked(rec)
+			continue
+		}
+		switch {
+		case str(flow.Doc, "state") != "enabled":
+			rec.Outcome, rec.Reason = OutcomeDroppedDisabled, "the dataflow is "+str(flow.Doc, "state")
+			e.logRecordLocked(rec)
+			continue
+		case now.Before(e.inletReadyAtLocked(flow)):
+			rec.Outcome, rec.Reason = OutcomeDroppedWarmup, "the inlet is warming up until "+e.inletReadyAtLocked(flow).Format(time.RFC3339)
+			e.logRecordLocked(rec)
+			continue
+		}
+		written, code, reason := p.process(msg)
+		rec.ErrorCode, rec.Reason = code, reason
+		if code != "" && sync {
+			rec.Outcome = OutcomeRejected
+			out[i] = ingestResult{status: http.StatusBadRequest, report: map[string]any{
+				"message": prefix + code + " " + codeMessages[code] + ": " + reason, "code": code}}
+			e.logRecordLocked(rec)
+			continue
+		}
+		rec.RunID = e.addRecordLocked(flow, now, jsonSize(msg), jsonSize(written), code)
+		if code == "" {
+			rec.Outcome, rec.Output = OutcomeIngested, written
+		} else {
+			rec.Outcome = OutcomeFailed
+		}
+		e.logRecordLocked(rec)
+	}
+	e.persistLocked()
+	return out
 }
 
 // authenticateInlet returns why a post is not authenticated, or "".

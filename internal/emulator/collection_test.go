@@ -220,11 +220,13 @@ func TestCollectionNone(t *testing.T) {
 			res := v.do(http.MethodGet, fsPath("/flows/"+flowID), nil)
 			inlet, _ := Object{Doc: res.items()[0]}.Field("options.inletUrl").(string)
 			path := strings.TrimPrefix(inlet, v.url)
+			// No mapping set: the messages must be XDM (ingestion_test.go).
+			xdm := xdmMessage(testOrg, map[string]any{"loyalty": map[string]any{"points": 10.0}})
 			runCollectCases(t, v, path, http.StatusOK, []collectCase{
-				{name: "no headers"},
-				{name: "its flow ID", mods: []func(*http.Request){withHeader(HeaderFlowID, flowID)}},
-				{name: "another flow's ID", mods: []func(*http.Request){withHeader(HeaderFlowID, newUUID())}, wantStatus: http.StatusBadRequest, wantType: DCSInletProblem},
-				{name: "an invalid token is ignored", mods: []func(*http.Request){withHeader("Authorization", "Bearer nope")}},
+				{name: "no headers", body: xdm},
+				{name: "its flow ID", body: xdm, mods: []func(*http.Request){withHeader(HeaderFlowID, flowID)}},
+				{name: "another flow's ID", body: xdm, mods: []func(*http.Request){withHeader(HeaderFlowID, newUUID())}, wantStatus: http.StatusBadRequest, wantType: DCSInletProblem},
+				{name: "an invalid token is ignored", body: xdm, mods: []func(*http.Request){withHeader("Authorization", "Bearer nope")}},
 				{name: "not JSON", body: []byte("{"), wantStatus: http.StatusBadRequest},
 			})
 		})

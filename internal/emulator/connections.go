@@ -37,6 +37,14 @@ func authSchemaKey(specID, name string) string { return specID + "\x00" + name }
 // view turns a private copy of a stored document into what callers may see:
 // base connections' secret params are masked.
 func (e *Emulator) view(kind Kind, doc map[string]any) map[string]any {
+	if kind == KindFlow {
+		// lastRunDetails comes from the runs (runs.go); the flow's etag
+		// does not change as records arrive.
+		if lr := e.lastRunDetailsLocked(doc); lr != nil {
+			doc["lastRunDetails"] = lr
+		}
+		return doc
+	}
 	if kind != KindConnection {
 		return doc
 	}

@@ -90,6 +90,13 @@ type Options struct {
 	// Whether Adobe overlaps secrets is unpublished: the emulator's
 	// assumption, off unless asked for.
 	HMACSecretOverlap time.Duration
+	// InletWarmup is how long after a streaming dataflow is created, or its
+	// mapping changed by a PATCH, its inlet drops what it accepts. Adobe asks
+	// for "a brief 5-minute pause in data ingestion" after creating or
+	// updating a streaming dataflow "to prevent any potential instances of
+	// data loss or data drops"; zero (the default) models no pause. See
+	// docs/emulator.md, "Warm-up".
+	InletWarmup time.Duration
 
 	// Terminal answers, for tests of non-retryable failures.
 
@@ -144,6 +151,11 @@ type Emulator struct {
 	store   store
 	srv     *http.Server
 	baseURL string
+	// mappingChanged holds, per flow, when a PATCH last changed its
+	// transformations (epoch ms); records logs posted records for
+	// introspection.
+	mappingChanged map[string]int64
+	records        []Record
 	// prevSecrets holds, per base connection, the shared secret a PATCH
 	// replaced and until when it is still accepted (HMACSecretOverlap).
 	prevSecrets map[string]prevSecret
@@ -163,6 +175,9 @@ func New(opts Options) (*Emulator, error) {
 	}
 	if opts.HMACSecretOverlap < 0 {
 		return nil, errors.New("HMAC secret overlap must not be negative")
+	}
+	if opts.InletWarmup < 0 {
+		return nil, errors.New("inlet warm-up must not be negative")
 	}
 	e := &Emulator{
 		opts:       opts,
@@ -195,6 +210,7 @@ func New(opts Options) (*Emulator, error) {
 	}
 	e.connAuth, e.connSpecs = connAuth, connectionSpecsFor(connAuth)
 	e.prevSecrets = map[string]prevSecret{}
+	e.mappingChanged = map[string]int64{}
 	e.compileSchemas()
 	for id, secret := range opts.Credentials {
 		e.creds[id] = secret

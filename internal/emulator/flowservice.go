@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -473,6 +474,10 @@ func (e *Emulator) patchObject(kind Kind) handlerFunc {
 		if kind == KindFlow {
 			doc["inheritedAttributes"] = e.inheritedLocked(doc, rc)
 			doc["lastOperation"] = map[string]any{"started": float64(now), "updated": float64(0), "operation": "update"}
+			if !reflect.DeepEqual(rec.Doc["transformations"], doc["transformations"]) {
+				// A changed mapping restarts the inlet's warm-up.
+				e.mappingChanged[id] = now
+			}
 		}
 		rec.Doc = doc
 		e.persistLocked()

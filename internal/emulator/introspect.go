@@ -18,6 +18,8 @@ import (
 //	POST   /__emulator/faults                replace Faults (same JSON)
 //	POST   /__emulator/expire-tokens         expire every issued token
 //	DELETE /__emulator/objects/{kind}/{id}   out-of-band deletion (Vanish)
+//	GET    /__emulator/runs[?flowId=]        Runs (counts, status, the run as served)
+//	GET    /__emulator/records[?flowId=]     Records posted to inlets, with outcomes
 func (e *Emulator) introspectMux() *http.ServeMux {
 	p := IntrospectPrefix
 	mux := http.NewServeMux()
@@ -67,6 +69,20 @@ func (e *Emulator) introspectMux() *http.ServeMux {
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("GET "+p+"/runs", func(w http.ResponseWriter, r *http.Request) {
+		runs := e.Runs(r.URL.Query().Get("flowId"))
+		if runs == nil {
+			runs = []Run{}
+		}
+		writeJSON(w, http.StatusOK, runs)
+	})
+	mux.HandleFunc("GET "+p+"/records", func(w http.ResponseWriter, r *http.Request) {
+		recs := e.Records(r.URL.Query().Get("flowId"))
+		if recs == nil {
+			recs = []Record{}
+		}
+		writeJSON(w, http.StatusOK, recs)
 	})
 	mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]any{"error": "unknown emulator endpoint " + r.Method + " " + r.URL.Path})

@@ -37,6 +37,9 @@ const (
 	OpFlowsDelete = "flows.delete"
 	OpFlowsAction = "flows.action"
 
+	OpRunsList = "runs.list"
+	OpRunsGet  = "runs.get"
+
 	OpMappingSetsCreate = "mappingSets.create"
 	OpMappingSetsGet    = "mappingSets.get"
 	OpMappingSetsList   = "mappingSets.list"
@@ -61,6 +64,7 @@ func Operations() []string {
 		OpSourceConnectionsCreate, OpSourceConnectionsGet, OpSourceConnectionsList, OpSourceConnectionsPatch, OpSourceConnectionsDelete,
 		OpTargetConnectionsCreate, OpTargetConnectionsGet, OpTargetConnectionsList, OpTargetConnectionsPatch, OpTargetConnectionsDelete,
 		OpFlowsCreate, OpFlowsGet, OpFlowsList, OpFlowsPatch, OpFlowsDelete, OpFlowsAction,
+		OpRunsList, OpRunsGet,
 		OpMappingSetsCreate, OpMappingSetsGet, OpMappingSetsList, OpMappingSetsUpdate,
 		OpCollection, OpCollectionBatch,
 	}

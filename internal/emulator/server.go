@@ -73,6 +73,9 @@ func (e *Emulator) routes() *http.ServeMux {
 		{"DELETE " + fs + "/flows/{id}", OpFlowsDelete, classPlatform, e.deleteObject(KindFlow)},
 		{"POST " + fs + "/flows/{id}/action", OpFlowsAction, classPlatform, e.flowAction},
 
+		{"GET " + fs + "/runs", OpRunsList, classPlatform, e.listRuns},
+		{"GET " + fs + "/runs/{id}", OpRunsGet, classPlatform, e.getRun},
+
 		{"POST " + dp + "/mappingSets", OpMappingSetsCreate, classPlatform, e.createMappingSet},
 		{"GET " + dp + "/mappingSets", OpMappingSetsList, classPlatform, e.listMappingSets},
 		{"GET " + dp + "/mappingSets/{id}", OpMappingSetsGet, classPlatform, e.getMappingSet},

@@ -34,10 +34,13 @@ func (r *record) etag() string {
 type store struct {
 	objects map[Kind]map[string]*record
 	seq     int64
+	// runs are the dataflow runs counted from ingested records (runs.go).
+	runs   map[string]*runRec
+	runSeq int64
 }
 
 func newStore() store {
-	s := store{objects: map[Kind]map[string]*record{}}
+	s := store{objects: map[Kind]map[string]*record{}, runs: map[string]*runRec{}}
 	for _, k := range Kinds() {
 		s.objects[k] = map[string]*record{}
 	}
@@ -206,6 +209,8 @@ type stateFile struct {
 	Version int       `json:"version"`
 	Seq     int64     `json:"seq"`
 	Objects []*record `json:"objects"`
+	// Runs are absent from files written before runs existed.
+	Runs []*runRec `json:"runs,omitempty"`
 }
 
 const stateFileVersion = 1
@@ -215,6 +220,10 @@ func (s *store) save(path string) error {
 	for _, kind := range Kinds() {
 		st.Objects = append(st.Objects, s.all(kind)...)
 	}
+	for _, r := range s.runs {
+		st.Runs = append(st.Runs, r)
+	}
+	slices.SortFunc(st.Runs, func(a, b *runRec) int { return cmp.Compare(a.Seq, b.Seq) })
 	data, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode state: %w", err)
@@ -272,6 +281,13 @@ func loadStore(path string) (store, error) {
 		s.seq = max(s.seq, r.Seq)
 	}
 	s.seq = max(s.seq, st.Seq)
+	for _, r := range st.Runs {
+		if r == nil || r.ID == "" || r.FlowID == "" {
+			return s, fmt.Errorf("state file %s holds an invalid run", path)
+		}
+		s.runs[r.ID] = r
+		s.runSeq = max(s.runSeq, r.Seq)
+	}
 	return s, nil
 }
 

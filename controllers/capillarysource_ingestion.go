@@ -150,11 +150,16 @@ func ingestionOf(run *flowservice.Run, last *flowservice.RunDetails) *v1alpha1.I
 				continue
 			}
 			if i, ok := seen[e.Code]; ok {
-				ing.Errors[i].Count += e.Count
+				// The same error listed twice (the run's summary and an
+				// activity's): keep the count that says most, and a message.
+				ing.Errors[i].Count = max(ing.Errors[i].Count, e.Records())
+				if ing.Errors[i].Message == "" {
+					ing.Errors[i].Message = e.Message
+				}
 				continue
 			}
 			seen[e.Code] = len(ing.Errors)
-			ing.Errors = append(ing.Errors, v1alpha1.IngestionError{Code: e.Code, Message: e.Message, Count: e.Count})
+			ing.Errors = append(ing.Errors, v1alpha1.IngestionError{Code: e.Code, Message: e.Message, Count: e.Records()})
 		}
 	}
 	add(m.StatusSummary.Errors)

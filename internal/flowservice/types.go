@@ -488,9 +488,14 @@ type StatusExtension struct {
 type RunError struct {
 	Code    string `json:"code,omitempty"`
 	Message string `json:"message,omitempty"`
-	// Count of records that failed with it, where Adobe gives one.
-	Count int64 `json:"count,omitempty"`
+	// Count of records that failed with it, where Adobe gives one: an
+	// activity's extensions carry it as recordCount (monitor.md).
+	Count       int64 `json:"count,omitempty"`
+	RecordCount int64 `json:"recordCount,omitempty"`
 }
+
+// Records is the count of records an error stands for, as Adobe gives it.
+func (e RunError) Records() int64 { return max(e.Count, e.RecordCount) }
 
 // RunActivity is one activity of a run, with its own status and errors.
 type RunActivity struct {

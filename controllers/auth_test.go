@@ -38,10 +38,22 @@ const (
 // the given auth variant, and an operator pointed at it.
 func authEmulator(t *testing.T, variant emulator.ConnectionAuth) *emulator.Emulator {
 	t.Helper()
-	opts := emulator.Options{
-		Credentials:    map[string]string{clientID: clientSecret},
-		ConnectionAuth: variant,
-	}
+	emu := startEmulator(t, func(o *emulator.Options) { o.ConnectionAuth = variant })
+	startOperator(t, fastRetries, atEmulator(emu))
+	return emu
+}
+
+// atEmulator points an operator at emu.
+func atEmulator(emu *emulator.Emulator) func(*manager.Options) {
+	return func(o *manager.Options) { o.IMSURL, o.PlatformURL = emu.URL(), emu.URL() }
+}
+
+// startEmulator starts an emulator of the test's own, accepting the suite's
+// credential and checking requests against Adobe's specs like the suite's.
+func startEmulator(t *testing.T, mutate func(*emulator.Options)) *emulator.Emulator {
+	t.Helper()
+	opts := emulator.Options{Credentials: map[string]string{clientID: clientSecret}}
+	mutate(&opts)
 	if localenvtest.SpecsAvailable() {
 		dir, err := aepspec.Dir()
 		if err != nil {
@@ -55,12 +67,10 @@ func authEmulator(t *testing.T, variant emulator.ConnectionAuth) *emulator.Emula
 	if err != nil {
 		t.Fatal(err)
 	}
-	base, err := emu.Start("127.0.0.1:0")
-	if err != nil {
+	if _, err := emu.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = emu.Close() })
-	startOperator(t, fastRetries, func(o *manager.Options) { o.IMSURL, o.PlatformURL = base, base })
 	return emu
 }
 

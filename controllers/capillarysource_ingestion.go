@@ -98,7 +98,7 @@ func runMoved(ing *v1alpha1.Ingestion, last *flowservice.RunDetails) bool {
 	if ing == nil || ing.LastRunID != last.ID {
 		return true
 	}
-	return ing.LastRunCompletedAt == nil || last.CompletedAtUTC/1000 > ing.LastRunCompletedAt.Unix()
+	return ing.LastRunCompletedAt == nil || last.CompletedAtUTC > ing.LastRunCompletedAt.UnixMilli()
 }
 
 func latestRun(runs []flowservice.Run, id string) *flowservice.Run {
@@ -121,11 +121,11 @@ func runState(run *flowservice.Run, last *flowservice.RunDetails) string {
 	return last.State
 }
 
-func epochMillis(ms int64) *metav1.Time {
+func epochMillis(ms int64) *metav1.MicroTime {
 	if ms <= 0 {
 		return nil
 	}
-	t := metav1.NewTime(time.UnixMilli(ms).UTC().Truncate(time.Second))
+	t := metav1.NewMicroTime(time.UnixMilli(ms).UTC())
 	return &t
 }
 

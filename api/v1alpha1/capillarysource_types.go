@@ -131,11 +131,12 @@ type Ingestion struct {
 	LastRunState string `json:"lastRunState,omitempty"`
 	// lastRunStartedAt is when it started.
 	// +optional
-	LastRunStartedAt *metav1.Time `json:"lastRunStartedAt,omitempty"`
+	LastRunStartedAt *metav1.MicroTime `json:"lastRunStartedAt,omitempty"`
 	// lastRunCompletedAt is when it completed; a streaming run stays open
-	// for about an hour and this moves while records arrive.
+	// for about an hour and this moves while records arrive (to the
+	// millisecond Adobe reports, so a move within a second is seen).
 	// +optional
-	LastRunCompletedAt *metav1.Time `json:"lastRunCompletedAt,omitempty"`
+	LastRunCompletedAt *metav1.MicroTime `json:"lastRunCompletedAt,omitempty"`
 	// recordsReceived is the run's input record count.
 	// +optional
 	RecordsReceived int64 `json:"recordsReceived,omitempty"`

@@ -2,12 +2,19 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -20,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -47,7 +55,18 @@ type options struct {
 	// emulator serves; empty means OAuth2, the safer assumption (Adobe's
 	// Streaming SDK page requires authentication for every connector).
 	ConnectionAuth emulator.ConnectionAuth
+	// InletWarmup is the inlet's warm-up, the same for the emulator and the
+	// operator (Adobe's is about five minutes; the demo's is short).
+	InletWarmup time.Duration
 }
+
+// Sample events the demo sends once Ready, for config/samples' mappings.
+const (
+	sampleGoodEvents = 5
+	sampleGoodEvent  = `{"identityMap":{"email":{"id":"ana@example.com"}},"loyalty":{"points":120,"tier":"gold"}}`
+	// points is not a number: Adobe's mapper refuses the record.
+	sampleBadEvent = `{"identityMap":{"email":{"id":"ben@example.com"}},"loyalty":{"points":"lots","tier":"gold"}}`
+)
 
 // readyInfo is what the demo has set up, for the user and for tests.
 type readyInfo struct {
@@ -149,7 +168,7 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 	st = p.start(what)
 	env, err := localenv.Start(localenv.Options{
 		// No state file: the emulator's objects live and die with the demo.
-		Emulator:         emulator.Options{Credentials: creds, ConnectionAuth: opts.ConnectionAuth},
+		Emulator:         emulator.Options{Credentials: creds, ConnectionAuth: opts.ConnectionAuth, InletWarmup: opts.InletWarmup},
 		ValidateRequests: validate,
 	})
 	st.done(err)
@@ -170,6 +189,7 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 		return interrupted(err)
 	}
 	mopts := env.ManagerOptions()
+	mopts.InletWarmup = opts.InletWarmup
 	// As in config/default: one leader among the replicas.
 	mopts.LeaderElect = true
 	mopts.LeaderElectionNamespace = opts.Namespace
@@ -191,6 +211,16 @@ func run(ctx context.Context, out io.Writer, opts options) (err error) {
 
 	st = p.start("Waiting for the CapillarySources to be Ready")
 	srcs, err := waitReady(ctx, env.Client, keys, opts.ReadyTimeout, st)
+	st.done(err)
+	if err != nil {
+		return interrupted(err)
+	}
+
+	st = p.start(fmt.Sprintf("Sending %d good and 1 bad sample event to each inlet, as Capillary would", sampleGoodEvents))
+	err = sendSamples(ctx, env, srcs)
+	if err == nil {
+		srcs, err = waitIngested(ctx, env.Client, srcs, opts.ReadyTimeout)
+	}
 	st.done(err)
 	if err != nil {
 		return interrupted(err)
@@ -337,6 +367,102 @@ func apply(ctx context.Context, c client.Client, s *samples, ns string, auth emu
 
 // waitReady polls until every source is Ready for its current generation,
 // showing each step's progress; a Stalled source ends the wait with its reason.
+// sendSamples posts the sample events to each source's inlet with the
+// authentication its status names: what the printed commands do.
+func sendSamples(ctx context.Context, env *localenv.Env, srcs []*v1alpha1.CapillarySource) error {
+	for _, cs := range srcs {
+		secret := &corev1.Secret{}
+		if err := env.Client.Get(ctx, client.ObjectKey{Namespace: cs.Namespace, Name: cs.Spec.CredentialsSecretRef.Name}, secret); err != nil {
+			return fmt.Errorf("read Secret of %s: %w", cs.Name, err)
+		}
+		events := append(slices.Repeat([]string{sampleGoodEvent}, sampleGoodEvents), sampleBadEvent)
+		for _, body := range events {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, cs.Status.InletURL, strings.NewReader(body))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("x-adobe-flow-id", cs.Status.DataflowID)
+			switch cs.Status.InletAuthentication {
+			case v1alpha1.InletAuthenticationOAuth2:
+				tok, err := imsToken(ctx, env.AdobeURL, string(secret.Data[cs.Spec.CredentialsSecretRef.ClientIDKey]), string(secret.Data[cs.Spec.CredentialsSecretRef.ClientSecretKey]))
+				if err != nil {
+					return err
+				}
+				req.Header.Set("Authorization", "Bearer "+tok)
+			case v1alpha1.InletAuthenticationHMAC:
+				m := hmac.New(sha256.New, secret.Data["sharedSecret"])
+				m.Write([]byte(body))
+				req.Header.Set("x-hmac-sha256", hex.EncodeToString(m.Sum(nil)))
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return fmt.Errorf("post a sample event to %s: %w", cs.Name, err)
+			}
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("post a sample event to %s: HTTP %d", cs.Name, resp.StatusCode)
+			}
+		}
+	}
+	return nil
+}
+
+func imsToken(ctx context.Context, adobeURL, id, secret string) (string, error) {
+	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "scope": {"openid,AdobeID,read_organizations"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adobeURL+"/ims/token/v3", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("IMS token: %w", err)
+	}
+	defer resp.Body.Close()
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("IMS token: HTTP %d", resp.StatusCode)
+	}
+	return tok.AccessToken, nil
+}
+
+// waitIngested asks the operator for a pass over each source (the manual
+// trigger) and waits until status shows the samples' run.
+func waitIngested(ctx context.Context, c client.Client, srcs []*v1alpha1.CapillarySource, timeout time.Duration) ([]*v1alpha1.CapillarySource, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	token := "demo-samples-sent"
+	var out []*v1alpha1.CapillarySource
+	for _, cs := range srcs {
+		patch := client.MergeFrom(cs.DeepCopy())
+		if cs.Annotations == nil {
+			cs.Annotations = map[string]string{}
+		}
+		cs.Annotations[v1alpha1.ReconcileRequestAnnotation] = token
+		if err := c.Patch(ctx, cs, patch); err != nil {
+			return nil, fmt.Errorf("ask for a pass over %s: %w", cs.Name, err)
+		}
+		key := client.ObjectKeyFromObject(cs)
+		err := wait.PollUntilContextCancel(ctx, 200*time.Millisecond, true, func(ctx context.Context) (bool, error) {
+			got := &v1alpha1.CapillarySource{}
+			if err := c.Get(ctx, key, got); err != nil {
+				return false, err
+			}
+			cs = got
+			return got.Status.LastHandledReconcileAt == token && got.Status.Ingestion != nil &&
+				got.Status.Ingestion.RecordsReceived >= sampleGoodEvents+1, nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("%s never showed the sample events' run: %w", key.Name, err)
+		}
+		out = append(out, cs)
+	}
+	return out, nil
+}
+
 func waitReady(ctx context.Context, c client.Client, keys []types.NamespacedName, timeout time.Duration, st *stage) ([]*v1alpha1.CapillarySource, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()

@@ -59,7 +59,7 @@ func TestDemo(t *testing.T) {
 		go func() {
 			// The default (OAuth2), then HMAC: each prints and accepts its own post.
 			auth := []emulator.ConnectionAuth{"", emulator.ConnectionAuthHMAC}[i]
-			runErr <- run(ctx, out, options{Root: root, Namespace: "demo", ReadyTimeout: 2 * time.Minute, ConnectionAuth: auth, OnReady: func(ri readyInfo) {
+			runErr <- run(ctx, out, options{Root: root, Namespace: "demo", ReadyTimeout: 2 * time.Minute, ConnectionAuth: auth, InletWarmup: time.Second, OnReady: func(ri readyInfo) {
 				info = ri
 				checkReady(t, ri, len(smp.sources))
 				cancel()
@@ -112,6 +112,13 @@ func checkReady(t *testing.T, ri readyInfo, want int) {
 		ready := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady)
 		if ready == nil || ready.Status != "True" || ready.Reason != v1alpha1.ReasonSucceeded {
 			t.Errorf("%s: Ready = %+v, want True/%s", key, ready, v1alpha1.ReasonSucceeded)
+		}
+		// The demo's sample events: all received, the bad one failed.
+		if ing := cs.Status.Ingestion; ing == nil || ing.RecordsIngested != sampleGoodEvents || ing.RecordsFailed != 1 {
+			t.Errorf("%s: status.ingestion = %+v, want %d ingested and 1 failed", key, ing, sampleGoodEvents)
+		}
+		if cs.Status.InletReadyAt == nil {
+			t.Errorf("%s: no inletReadyAt", key)
 		}
 		if got := ri.InletURLs[key.Name]; got == "" || got != cs.Status.InletURL {
 			t.Errorf("%s: demo reported inlet %q, status has %q", key, got, cs.Status.InletURL)
@@ -236,7 +243,8 @@ func checkOutput(t *testing.T, out string, info readyInfo) {
 	}
 	for i, key := range info.Sources {
 		row := strings.Fields(lines[header+1+i])
-		if len(row) != 8 || row[0] != key.Name || row[1] != "True" || row[2] != v1alpha1.ReasonSucceeded || row[4] != info.InletURLs[key.Name] {
+		if len(row) != 8 || row[0] != key.Name || row[1] != "True" || row[2] != v1alpha1.ReasonSucceeded || row[4] != info.InletURLs[key.Name] ||
+			row[5] != fmt.Sprint(sampleGoodEvents) || row[6] != "1" {
 			t.Errorf("table row for %s = %q", key.Name, row)
 		}
 	}

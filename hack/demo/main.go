@@ -24,6 +24,7 @@ func main() {
 	opts := options{}
 	flag.StringVar(&opts.Namespace, "namespace", "default", "namespace the samples are applied to")
 	flag.DurationVar(&opts.ReadyTimeout, "ready-timeout", 3*time.Minute, "how long to wait for the samples to become Ready")
+	flag.DurationVar(&opts.InletWarmup, "inlet-warmup", 5*time.Second, "the inlet's warm-up, for the emulator and the operator alike (Adobe's is about 5m)")
 	auth := flag.String("connection-auth", string(emulator.ConnectionAuthOAuth2), "the Capillary connection spec's auth the emulator serves: none, oauth2 or hmac")
 	flag.Parse()
 	var err error

@@ -219,9 +219,10 @@ func (c *dataflow) inletReadiness() {
 	default:
 		ready = c.s.now.Add(c.s.inletWarmup)
 	}
-	at := metav1.NewTime(ready.UTC().Truncate(time.Second))
+	// Whole seconds, rounded up: never earlier than the inlet's own clock.
+	at := metav1.NewTime(ready.UTC().Add(time.Second - 1).Truncate(time.Second))
 	st.InletReadyAt = &at
-	if c.s.now.Before(at.Time) {
+	if c.s.inletWarmup > 0 && c.s.now.Before(at.Time) {
 		c.s.warmingUntil = at.Time
 	}
 }

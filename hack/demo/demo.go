@@ -6,12 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -385,7 +383,7 @@ func sendSamples(ctx context.Context, env *localenv.Env, srcs []*v1alpha1.Capill
 			req.Header.Set("x-adobe-flow-id", cs.Status.DataflowID)
 			switch cs.Status.InletAuthentication {
 			case v1alpha1.InletAuthenticationOAuth2:
-				tok, err := imsToken(ctx, env.AdobeURL, string(secret.Data[cs.Spec.CredentialsSecretRef.ClientIDKey]), string(secret.Data[cs.Spec.CredentialsSecretRef.ClientSecretKey]))
+				tok, err := localenv.IMSToken(ctx, env.AdobeURL, string(secret.Data[cs.Spec.CredentialsSecretRef.ClientIDKey]), string(secret.Data[cs.Spec.CredentialsSecretRef.ClientSecretKey]))
 				if err != nil {
 					return err
 				}
@@ -406,27 +404,6 @@ func sendSamples(ctx context.Context, env *localenv.Env, srcs []*v1alpha1.Capill
 		}
 	}
 	return nil
-}
-
-func imsToken(ctx context.Context, adobeURL, id, secret string) (string, error) {
-	form := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "scope": {"openid,AdobeID,read_organizations"}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, adobeURL+"/ims/token/v3", strings.NewReader(form.Encode()))
-	if err != nil {
-		return "", err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", fmt.Errorf("IMS token: %w", err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		return "", fmt.Errorf("IMS token: HTTP %d", resp.StatusCode)
-	}
-	return tok.AccessToken, nil
 }
 
 // waitIngested asks the operator for a pass over each source (the manual

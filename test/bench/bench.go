@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -633,6 +634,14 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 	b.logf("N=%d: %d resync reconciles: %d Adobe calls (%.2f per reconcile), %d Kubernetes writes; CPU %.2fs",
 		n, r.Steady.Reconciles, steadyCalls.Total(), r.Steady.CallsPerReconcile, r.Steady.Kube.Writes, r.Steady.CPUSeconds)
 
+	// One more resync period while records flow: every inlet gets events,
+	// spread over the period, so the ingestion reads and writes show.
+	if r.Flowing, err = b.flowing(ctx, p, keys, resync); err != nil {
+		return nil, fmt.Errorf("steady state while records flow: %w", err)
+	}
+	b.logf("N=%d: while records flow: %d events, %d reconciles, %d flow reads, %d runs reads, %.2f Kubernetes writes per reconcile",
+		n, r.Flowing.EventsPosted, r.Flowing.Reconciles, r.Flowing.FlowReads, r.Flowing.RunsReads, r.Flowing.WritesPerReconcile)
+
 	// New resources among the N, while resyncs go on.
 	all := slices.Clone(keys)
 	probe := func() (float64, error) {
@@ -742,4 +751,89 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return fmt.Sprintf("%x", b)
+}
+
+// flowing measures one resync period in which each source's inlet receives
+// an event every quarter period.
+func (b *bench) flowing(ctx context.Context, p *managerProc, keys []string, resync time.Duration) (flowingReport, error) {
+	var rep flowingReport
+	type inlet struct{ url, flow, bearer string }
+	var inlets []inlet
+	tokens := map[string]string{} // Secret → token, for OAuth2 inlets
+	for _, k := range keys {
+		ns, name, _ := strings.Cut(k, "/")
+		cs := &v1alpha1.CapillarySource{}
+		if err := b.env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, cs); err != nil {
+			return rep, err
+		}
+		in := inlet{url: cs.Status.InletURL, flow: cs.Status.DataflowID}
+		if cs.Status.InletAuthentication == v1alpha1.InletAuthenticationOAuth2 {
+			ref := ns + "/" + cs.Spec.CredentialsSecretRef.Name
+			if tokens[ref] == "" {
+				secret := &corev1.Secret{}
+				if err := b.env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: cs.Spec.CredentialsSecretRef.Name}, secret); err != nil {
+					return rep, err
+				}
+				tok, err := localenv.IMSToken(ctx, b.env.AdobeURL, string(secret.Data["clientId"]), string(secret.Data["clientSecret"]))
+				if err != nil {
+					return rep, err
+				}
+				tokens[ref] = tok
+			}
+			in.bearer = tokens[ref]
+		}
+		inlets = append(inlets, in)
+	}
+	b.env.Emulator.ResetCalls()
+	if err := p.reset(); err != nil {
+		return rep, err
+	}
+	w0, err := p.stats(false, false)
+	if err != nil {
+		return rep, err
+	}
+	start := time.Now()
+	// What the workload's mappings read: each record ingests.
+	const event = `{"loyalty":{"points":120},"identityMap":{"email":{"id":"bench@example.com"}}}`
+	for round := 0; round < 4; round++ {
+		for _, in := range inlets {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.url, strings.NewReader(event))
+			if err != nil {
+				return rep, err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("x-adobe-flow-id", in.flow)
+			if in.bearer != "" {
+				req.Header.Set("Authorization", "Bearer "+in.bearer)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return rep, fmt.Errorf("post an event: %w", err)
+			}
+			_ = resp.Body.Close()
+			rep.EventsPosted++
+		}
+		select {
+		case <-ctx.Done():
+			return rep, ctx.Err()
+		case <-time.After(resync / 4):
+		}
+	}
+	w1, err := p.stats(false, false)
+	if err != nil {
+		return rep, err
+	}
+	calls := b.env.Emulator.Calls()
+	rep.WindowSeconds = time.Since(start).Seconds()
+	rep.Reconciles = sum(w1.Reconciles) - sum(w0.Reconciles)
+	rep.Adobe = adobeUsage(calls, len(keys))
+	rep.Kube = kubeUsage(w0, w1, len(keys))
+	rep.FlowReads = calls.Op(emulator.OpFlowsGet)
+	rep.RunsReads = calls.Op(emulator.OpRunsList)
+	platform := calls.Total() - calls.Op(emulator.OpCollection) - calls.Op(emulator.OpCollectionBatch)
+	if rep.Reconciles > 0 {
+		rep.CallsPerReconcile = float64(platform) / float64(rep.Reconciles)
+		rep.WritesPerReconcile = float64(rep.Kube.Writes) / float64(rep.Reconciles)
+	}
+	return rep, nil
 }

@@ -131,6 +131,20 @@ func smoke(t *testing.T, auth emulator.ConnectionAuth, ownOps []string) {
 	if reads := r.Steady.Adobe.ByOp[emulator.OpFlowsGet]; reads > n {
 		t.Errorf("steady: %d dataflow reads for %d sources and %d reconciles, want at most one per source", reads, n, r.Steady.Reconciles)
 	}
+	// While records flow: each reconcile reads the flow, and the runs only
+	// when the run moved; at most one status write per reconcile.
+	f := r.Flowing
+	if f.EventsPosted != 4*n || f.Reconciles == 0 || f.RunsReads == 0 || f.RunsReads > f.FlowReads {
+		t.Errorf("flowing: %d events, %d reconciles, %d flow reads, %d runs reads: want resyncs that read the runs at most once each", f.EventsPosted, f.Reconciles, f.FlowReads, f.RunsReads)
+	}
+	for op, c := range f.Adobe.ByOp {
+		if op != emulator.OpFlowsGet && op != emulator.OpRunsList && op != emulator.OpCollection {
+			t.Errorf("flowing: %d calls to %s, want only flow and runs reads", c, op)
+		}
+	}
+	if f.Kube.Writes > f.Reconciles {
+		t.Errorf("flowing: %d Kubernetes writes for %d reconciles (%v), want at most one per reconcile", f.Kube.Writes, f.Reconciles, f.Kube.WritesByVerb)
+	}
 	if r.Steady.Kube.Writes != 0 {
 		t.Errorf("steady: %d Kubernetes writes (%v), want 0", r.Steady.Kube.Writes, r.Steady.Kube.WritesByVerb)
 	}

@@ -141,6 +141,19 @@ type steadyReport struct {
 	MemSettled                     memStats    `json:"memSettled"`
 }
 
+// flowingReport is steady state while records flow.
+type flowingReport struct {
+	WindowSeconds      float64     `json:"windowSeconds"`
+	EventsPosted       int         `json:"eventsPosted"`
+	Reconciles         int         `json:"reconciles"`
+	Adobe              adobeReport `json:"adobe"`
+	Kube               kubeReport  `json:"kubernetes"`
+	FlowReads          int         `json:"flowReads"`
+	RunsReads          int         `json:"runsReads"`
+	CallsPerReconcile  float64     `json:"adobeCallsPerReconcile"`
+	WritesPerReconcile float64     `json:"kubeWritesPerReconcile"`
+}
+
 type newResourceReport struct {
 	Seconds               []float64 `json:"seconds"`
 	OwnCallLatencySeconds float64   `json:"ownCallLatencySeconds"`
@@ -151,12 +164,15 @@ type newResourceReport struct {
 }
 
 type runReport struct {
-	N           int               `json:"n"`
-	Options     childOptions      `json:"managerOptions"`
-	Bound       boundReport       `json:"throughputBound"`
-	Cold        coldReport        `json:"cold"`
-	Restart     restartReport     `json:"restart"`
-	Steady      steadyReport      `json:"steady"`
+	N       int           `json:"n"`
+	Options childOptions  `json:"managerOptions"`
+	Bound   boundReport   `json:"throughputBound"`
+	Cold    coldReport    `json:"cold"`
+	Restart restartReport `json:"restart"`
+	Steady  steadyReport  `json:"steady"`
+	// Flowing is one more resync period of steady state while every inlet
+	// receives events: the ingestion reads and writes are measured there.
+	Flowing     flowingReport     `json:"flowing"`
 	NewResource newResourceReport `json:"newResource"`
 	PeakRSSMiB  float64           `json:"peakRSSMiB"`
 	Targets     []target          `json:"targets"`
@@ -470,6 +486,10 @@ func (r *report) printTable(w io.Writer) {
 	row("steady: Adobe calls per src per period", func(x runReport) string { return fmt.Sprintf("%.2f", x.Steady.ReadsPerResourcePerPeriod) })
 	row("steady: Adobe calls per reconcile", func(x runReport) string { return fmt.Sprintf("%.2f", x.Steady.CallsPerReconcile) })
 	row("steady: K8s writes", func(x runReport) string { return fmt.Sprint(x.Steady.Kube.Writes) })
+	row("flowing: events / reconciles", func(x runReport) string { return fmt.Sprintf("%d / %d", x.Flowing.EventsPosted, x.Flowing.Reconciles) })
+	row("flowing: flow reads / runs reads", func(x runReport) string { return fmt.Sprintf("%d / %d", x.Flowing.FlowReads, x.Flowing.RunsReads) })
+	row("flowing: Adobe calls per reconcile", func(x runReport) string { return fmt.Sprintf("%.2f", x.Flowing.CallsPerReconcile) })
+	row("flowing: K8s writes per reconcile", func(x runReport) string { return fmt.Sprintf("%.2f", x.Flowing.WritesPerReconcile) })
 	row("steady: manager CPU (s)", func(x runReport) string { return fmt.Sprintf("%.2f", x.Steady.CPUSeconds) })
 	row("new source to Ready (s)", func(x runReport) string { return floatsString(x.NewResource.Seconds) })
 	row("  ... created during a restart (s)", func(x runReport) string { return fmt.Sprintf("%.3f", x.NewResource.DuringRestartSeconds) })

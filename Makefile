@@ -1,6 +1,7 @@
 # capillary-operator
 
-# The repository the image is pushed to: make image tags it, and the release pins to it.
+# The repository the image is pushed to: make image tags it, make release pins
+# install.yaml and the chart to REPO@<digest>.
 REPO ?= ghcr.io/aepoperator/capillary-operator
 # Image for docker-build.
 IMG ?= $(REPO):dev
@@ -92,6 +93,10 @@ emulator: ## Serve the Adobe emulator on 127.0.0.1:8089.
 .PHONY: image
 image: ## Build the image without a container engine: OCI layout and docker tarball in bin/image, prints the digest.
 	$(GO) run ./hack/image -out bin/image -repository $(REPO) -arch $(ARCH) -version $(VERSION)
+
+.PHONY: release
+release: ## The release in dist/release: image, install.yaml and chart pinned by digest, SBOM, SHA256SUMS.
+	$(GO) run ./hack/release -out dist/release -repository $(REPO) -arch $(ARCH) -version $(VERSION)
 
 .PHONY: docker-build
 docker-build: ## Build the operator image with Docker (same binary as make image, on distroless).

@@ -6,7 +6,7 @@ REPO ?= ghcr.io/aepoperator/capillary-operator
 # Image for docker-build.
 IMG ?= $(REPO):dev
 # The version stamp: the release, the commit (make image and docker-build alike).
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+VERSION ?= $(shell git describe --tags --always --dirty --abbrev=12 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 # The image's architecture (linux/$(ARCH)).
 ARCH ?= amd64

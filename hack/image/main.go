@@ -23,7 +23,7 @@ func main() {
 	out := flag.String("out", filepath.Join("bin", "image"), "output folder")
 	repository := flag.String("repository", release.Repository, "the image's repository, for the tarball's tag")
 	arch := flag.String("arch", "amd64", "the image's architecture (linux/<arch>)")
-	version := flag.String("version", "", "the version to stamp (default: git describe --tags --always --dirty)")
+	version := flag.String("version", "", "the version to stamp (default: git describe --tags --always --dirty --abbrev=12)")
 	flag.Parse()
 	if err := run(context.Background(), *out, *repository, *arch, *version); err != nil {
 		fmt.Fprintln(os.Stderr, "image:", err)

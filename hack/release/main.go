@@ -37,7 +37,7 @@ func main() {
 	out := flag.String("out", filepath.Join("dist", "release"), "output folder (emptied first)")
 	repository := flag.String("repository", release.Repository, "the repository the image is pushed to; install.yaml and the chart pin repository@digest")
 	arch := flag.String("arch", "amd64", "the image's architecture (linux/<arch>)")
-	version := flag.String("version", "", "the version to stamp (default: git describe --tags --always --dirty)")
+	version := flag.String("version", "", "the version to stamp (default: git describe --tags --always --dirty --abbrev=12)")
 	sbom := flag.Bool("sbom", true, "make the SBOM (downloads cyclonedx-gomod through the Go module proxy on first use)")
 	flag.Parse()
 	if err := run(context.Background(), *out, *repository, *arch, *version, *sbom); err != nil {

@@ -36,7 +36,8 @@ type Stamp struct {
 }
 
 // ReadStamp reads the stamp of the checkout at dir from git: Version is
-// `git describe --tags --always --dirty`, Revision the HEAD commit, Time the
+// `git describe --tags --always --dirty --abbrev=12` (a fixed length: the
+// shortest unique one depends on the clone), Revision the HEAD commit, Time the
 // committer date of HEAD, or SOURCE_DATE_EPOCH when that is set.
 func ReadStamp(ctx context.Context, dir string) (Stamp, error) {
 	var st Stamp
@@ -44,7 +45,7 @@ func ReadStamp(ctx context.Context, dir string) (Stamp, error) {
 	if st.Revision, err = git(ctx, dir, "rev-parse", "HEAD"); err != nil {
 		return st, err
 	}
-	if st.Version, err = git(ctx, dir, "describe", "--tags", "--always", "--dirty"); err != nil {
+	if st.Version, err = git(ctx, dir, "describe", "--tags", "--always", "--dirty", "--abbrev=12"); err != nil {
 		return st, err
 	}
 	epoch := os.Getenv("SOURCE_DATE_EPOCH")

@@ -4,7 +4,7 @@
 package version
 
 var (
-	// Version is the release, `git describe --tags --always --dirty` at build time.
+	// Version is the release, `git describe --tags --always --dirty --abbrev=12` at build time.
 	Version = "dev"
 	// Revision is the full commit hash the binary was built from.
 	Revision = "unknown"

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 
+	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/release"
 )
 
@@ -28,18 +29,11 @@ var testStamp = release.Stamp{
 
 func repoRoot(t testing.TB) string {
 	t.Helper()
-	wd, err := os.Getwd()
+	root, err := controlplane.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("no go.mod above %s", wd)
-		}
-	}
+	return root
 }
 
 // layerFiles reads the image's only layer: the headers and contents.

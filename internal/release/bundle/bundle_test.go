@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
 
+	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/release"
 	"github.com/aepoperator/capillary-operator/internal/release/bundle"
 )
@@ -31,27 +32,8 @@ const (
 	digest = "sha256:0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0"
 )
 
-var stamp = release.Stamp{
-	Version:  "v0.3.0-2-g0123456789ab",
-	Revision: "0123456789abcdef0123456789abcdef01234567",
-	Time:     time.Date(2026, 11, 5, 9, 30, 0, 0, time.UTC),
-}
-
-func repoRoot(t testing.TB) string {
-	t.Helper()
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("no go.mod above %s", wd)
-		}
-	}
-}
+// A commit two past the tag v0.3.0.
+var stamp = release.Stamp{Version: "v0.3.0-2-g89abcdef0123", Revision: strings.Repeat("89abcdef", 5), Time: time.Unix(1793957400, 0).UTC()}
 
 func decode(t *testing.T, stream []byte) []*unstructured.Unstructured {
 	t.Helper()
@@ -91,7 +73,10 @@ func images(t *testing.T, objs []*unstructured.Unstructured) []string {
 // TestInstallYAML: install.yaml is config/default, object for object, with
 // only the image changed, to repository@digest.
 func TestInstallYAML(t *testing.T) {
-	root := repoRoot(t)
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	got, err := bundle.InstallYAML(root, repo, digest, stamp)
 	if err != nil {
 		t.Fatal(err)
@@ -138,12 +123,16 @@ func TestInstallYAML(t *testing.T) {
 // the release's appVersion and version, and renders the image by digest;
 // packaging is byte for byte reproducible.
 func TestPackageChart(t *testing.T) {
-	dir := filepath.Join(repoRoot(t), "dist", "chart")
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "dist", "chart")
 	name, tgz, err := bundle.PackageChart(dir, repo, digest, stamp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name != "capillary-operator-0.3.0-2-g0123456789ab.tgz" {
+	if name != "capillary-operator-0.3.0-2-g89abcdef0123.tgz" {
 		t.Errorf("file name %s", name)
 	}
 	if _, again, _ := bundle.PackageChart(dir, repo, digest, stamp); !bytes.Equal(tgz, again) {
@@ -154,7 +143,7 @@ func TestPackageChart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helm cannot load the package: %v", err)
 	}
-	if chrt.Metadata.AppVersion != stamp.Version || chrt.Metadata.Version != "0.3.0-2-g0123456789ab" {
+	if chrt.Metadata.AppVersion != stamp.Version || chrt.Metadata.Version != "0.3.0-2-g89abcdef0123" {
 		t.Errorf("appVersion %q version %q", chrt.Metadata.AppVersion, chrt.Metadata.Version)
 	}
 	if err := chrt.Validate(); err != nil {

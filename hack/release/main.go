@@ -1,21 +1,16 @@
-// Command release makes a release's artefacts in one folder (dist/release,
-// ignored by git: a committed file cannot pin its own commit's image):
+// Command release makes a release's artefacts in one folder, dist/release
+// (ignored by git: a committed file cannot pin its own commit's image):
 //
-//   - the image (hack/image's): an OCI layout in oci/, a `docker load`
-//     tarball, its digest in image-digest, and the static manager binary;
+//	go run ./hack/release [-out dist/release] [-repository ghcr.io/aepoperator/capillary-operator] [-arch amd64]
 //
-//   - install.yaml: config/default with the image pinned by digest;
-//
-//   - the Helm chart, packaged, with appVersion and the image digest;
-//
-//   - sbom.cdx.json: a CycloneDX SBOM of the Go modules linked into the
-//     manager (and the Go standard library), read from the binary's build
-//     information by cyclonedx-gomod, run with `go run module@version` so
-//     its dependencies never enter go.mod;
-//
-//   - SHA256SUMS over all of it.
-//
-//     go run ./hack/release [-out dist/release] [-repository ghcr.io/aepoperator/capillary-operator] [-arch amd64]
+// It writes the image as hack/image does (an OCI layout in oci/, a `docker
+// load` tarball, the digest in image-digest, and the static manager binary);
+// install.yaml, config/default with the image pinned by digest; the Helm
+// chart, packaged, with appVersion and the image digest; sbom.cdx.json, a
+// CycloneDX SBOM of the Go modules linked into the manager (and the standard
+// library), read from the binary by cyclonedx-gomod, run with `go run
+// module@version` so its dependencies never enter go.mod; and SHA256SUMS
+// over all of it.
 package main
 
 import (

@@ -1,7 +1,15 @@
 # capillary-operator
 
-# Image for docker-build and the kustomize/Helm manifests.
-IMG ?= ghcr.io/aepoperator/capillary-operator:dev
+# The repository the image is pushed to: make image tags it, make release pins
+# install.yaml and the chart to REPO@<digest>.
+REPO ?= ghcr.io/aepoperator/capillary-operator
+# Image for docker-build.
+IMG ?= $(REPO):dev
+# The version stamp: the release, the commit (make image and docker-build alike).
+VERSION ?= $(shell git describe --tags --always --dirty --abbrev=12 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# The image's architecture (linux/$(ARCH)).
+ARCH ?= amd64
 
 GO ?= go
 CONTROLLER_GEN = $(GO) tool controller-gen
@@ -83,6 +91,14 @@ demo: ## Local control plane + Adobe emulator + the operator + the samples, unti
 emulator: ## Serve the Adobe emulator on 127.0.0.1:8089.
 	$(GO) run ./hack/aep-emulator $(ARGS)
 
+.PHONY: image
+image: ## Build the image without a container engine: OCI layout and docker tarball in bin/image, prints the digest.
+	$(GO) run ./hack/image -out bin/image -repository $(REPO) -arch $(ARCH) -version $(VERSION)
+
+.PHONY: release
+release: ## The release in dist/release: image, install.yaml and chart pinned by digest, SBOM, SHA256SUMS.
+	$(GO) run ./hack/release -out dist/release -repository $(REPO) -arch $(ARCH) -version $(VERSION)
+
 .PHONY: docker-build
-docker-build: ## Build the operator image.
-	docker build -t $(IMG) .
+docker-build: ## Build the operator image with Docker (same binary as make image, on distroless).
+	docker build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMG) .

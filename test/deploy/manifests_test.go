@@ -100,6 +100,8 @@ func TestManifestsDryRun(t *testing.T) {
 		{name: "config/default", objs: func(t *testing.T) []*unstructured.Unstructured {
 			return renderKustomize(t, repoPath(t, "config", "default"))
 		}},
+		// dist/release/install.yaml, as make release renders it.
+		{name: "release install.yaml", objs: renderInstallYAML},
 		{name: "chart like config/default", objs: func(t *testing.T) []*unstructured.Unstructured {
 			return renderChart(t, chartLikeDefault)
 		}},

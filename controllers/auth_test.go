@@ -6,9 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/aepspec"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 )
@@ -94,26 +93,17 @@ func post(t *testing.T, inlet string, hdr map[string]string, body []byte) int {
 	return res.StatusCode
 }
 
-// imsToken gets a token as Capillary would: client credentials at IMS.
+// imsToken gets a token as Capillary would, and records it for the leak scan.
 func imsToken(t *testing.T, emu *emulator.Emulator, id, secret string) string {
 	t.Helper()
-	res, err := http.PostForm(emu.URL()+"/ims/token/v3", url.Values{
-		"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}, "scope": {"openid,AdobeID,read_organizations"},
-	})
+	tok, err := localenv.IMSToken(context.Background(), emu.URL(), id, secret)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer res.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(res.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("IMS token: HTTP %d, %v", res.StatusCode, err)
-	}
 	tokenRecorder.mu.Lock()
-	tokenRecorder.tokens[tok.AccessToken] = true
+	tokenRecorder.tokens[tok] = true
 	tokenRecorder.mu.Unlock()
-	return tok.AccessToken
+	return tok
 }
 
 // sign is HMAC-SHA256 of the exact body, lowercase hex (the emulator's

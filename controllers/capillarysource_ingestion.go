@@ -1,8 +1,10 @@
 package controllers
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -170,11 +172,7 @@ func ingestionOf(run *flowservice.Run, last *flowservice.RunDetails) *v1alpha1.I
 		}
 	}
 	// Most frequent first; Adobe's order among equals.
-	for i := 1; i < len(ing.Errors); i++ {
-		for j := i; j > 0 && ing.Errors[j].Count > ing.Errors[j-1].Count; j-- {
-			ing.Errors[j], ing.Errors[j-1] = ing.Errors[j-1], ing.Errors[j]
-		}
-	}
+	slices.SortStableFunc(ing.Errors, func(a, b v1alpha1.IngestionError) int { return cmp.Compare(b.Count, a.Count) })
 	if len(ing.Errors) > maxIngestionErrors {
 		ing.Errors = ing.Errors[:maxIngestionErrors]
 	}

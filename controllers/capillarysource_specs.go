@@ -28,17 +28,26 @@ type resolvedSpecs struct {
 // what one credential may read says nothing of another, so neither an answer
 // nor a failure crosses credentials.
 func (r *CapillarySourceReconciler) resolveSpecs(ctx context.Context, s *scope) error {
+	specs, err := r.sharedSpecs(ctx, s)
+	if err != nil {
+		return err
+	}
+	s.specs = specs
+	s.cs.Status.InletAuthentication = specs.inletAuthentication()
+	return nil
+}
+
+// sharedSpecs answers from the cache, or from one lookup shared by the
+// workers that miss it together. The lookup runs detached from whichever
+// worker started it, under a deadline of its own, so that worker's
+// cancellation does not fail the others; each worker waits only as long as
+// its own context allows (as internal/ims does for tokens).
+func (r *CapillarySourceReconciler) sharedSpecs(ctx context.Context, s *scope) (resolvedSpecs, error) {
 	cs := s.cs
 	key := specKey{credential: s.credential, org: cs.Spec.OrgID, sandbox: cs.Spec.SandboxName, connectionSpec: cs.Spec.ConnectionSpecID}
 	if got, ok := r.specs.get(key, s.now); ok {
-		s.specs = got
-		s.cs.Status.InletAuthentication = got.inletAuthentication()
-		return nil
+		return got, nil
 	}
-	// Workers that miss the cache together share one lookup. It runs detached
-	// from whichever worker started it, under a deadline of its own, so that
-	// worker's cancellation does not fail the others; each worker waits only
-	// as long as its own context allows (as internal/ims does for tokens).
 	detached := context.WithoutCancel(ctx)
 	ch := r.specs.flight.DoChan(key.String(), func() (any, error) {
 		lookupCtx, cancel := context.WithTimeout(detached, cmp.Or(r.ReconcileTimeout, DefaultReconcileTimeout))
@@ -51,14 +60,12 @@ func (r *CapillarySourceReconciler) resolveSpecs(ctx context.Context, s *scope) 
 	})
 	select {
 	case <-ctx.Done():
-		return fmt.Errorf("wait for the connection spec lookup: %w", ctx.Err())
+		return resolvedSpecs{}, fmt.Errorf("wait for the connection spec lookup: %w", ctx.Err())
 	case res := <-ch:
 		if res.Err != nil {
-			return res.Err
+			return resolvedSpecs{}, res.Err
 		}
-		s.specs = res.Val.(resolvedSpecs)
-		s.cs.Status.InletAuthentication = s.specs.inletAuthentication()
-		return nil
+		return res.Val.(resolvedSpecs), nil
 	}
 }
 

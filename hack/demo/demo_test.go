@@ -7,12 +7,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +28,7 @@ import (
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 )
 
@@ -141,7 +140,11 @@ func checkReady(t *testing.T, ri readyInfo, want int) {
 		}
 		switch want {
 		case v1alpha1.InletAuthenticationOAuth2:
-			hdr["Authorization"] = "Bearer " + token(t, ri.AdobeURL, string(secret.Data["clientId"]), string(secret.Data["clientSecret"]))
+			tok, err := localenv.IMSToken(context.Background(), ri.AdobeURL, string(secret.Data["clientId"]), string(secret.Data["clientSecret"]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			hdr["Authorization"] = "Bearer " + tok
 		case v1alpha1.InletAuthenticationHMAC:
 			m := hmac.New(sha256.New, secret.Data["sharedSecret"])
 			m.Write([]byte(body))
@@ -203,24 +206,6 @@ func postEvent(t *testing.T, url string, hdr map[string]string, body string) int
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// token is what Capillary does first for an OAuth2 inlet: client credentials at IMS.
-func token(t *testing.T, adobeURL, id, secret string) string {
-	t.Helper()
-	resp, err := http.PostForm(adobeURL+"/ims/token/v3", url.Values{"grant_type": {"client_credentials"},
-		"client_id": {id}, "client_secret": {secret}, "scope": {"openid,AdobeID,read_organizations"}})
-	if err != nil {
-		t.Fatalf("IMS token: %v", err)
-	}
-	defer resp.Body.Close()
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("IMS token: HTTP %d, %v", resp.StatusCode, err)
-	}
-	return tok.AccessToken
 }
 
 // checkOutput: the demo prints the kubectl-style table, the inlet URL and the

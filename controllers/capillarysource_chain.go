@@ -27,6 +27,7 @@ var chain = []step{
 	objectStep(newMappingSet),
 	objectStep(newDataflow),
 	{run: (*CapillarySourceReconciler).observeIngestion},
+	{run: (*CapillarySourceReconciler).writeConnectionDetails},
 }
 
 // step is one stage of the chain.
@@ -133,22 +134,30 @@ var errGone = errors.New("an Adobe object is gone")
 // reconcileNormal connects with the source's credential and walks the chain.
 func (r *CapillarySourceReconciler) reconcileNormal(ctx context.Context, s *scope) error {
 	cs := s.cs
-	if err := r.connect(ctx, s); err != nil {
+	if err := r.connect(ctx, s, forReconcile); err != nil {
 		return err
 	}
-	s.ok(v1alpha1.ConditionCredentialsReady, fmt.Sprintf("Adobe IMS issued a token for the credential in Secret %s/%s", cs.Namespace, cs.Spec.CredentialsSecretRef.Name))
+	s.ok(v1alpha1.ConditionCredentialsReady, "Adobe IMS issued a token for "+s.credentialName)
 
-	s.mayExist = r.mayExist(cs)
+	// Observing makes nothing, so nothing can exist unseen.
+	s.mayExist = r.mayExist(cs) && !s.observeOnly()
 	// A resync of a settled resource reads only the dataflow; every other
 	// pass checks every object. Settled means Ready too: a terminal failure
 	// also sets observedGeneration, and what it left undone (a rejected
 	// mapping change, say) must be tried again, not reported Ready unchecked.
+	// Drift on record is checked in full, so what a cheap resync does not
+	// read is not reported as gone.
 	_, requested := s.reconcileRequested()
-	s.checkAll = requested || !(s.wasReady || s.wasWarming) || cs.Status.ObservedGeneration != cs.Generation || cs.Status.DataflowID == ""
+	s.checkAll = requested || !(s.wasReady || s.wasWarming) || cs.Status.ObservedGeneration != cs.Generation ||
+		cs.Status.DataflowID == "" || meta.IsStatusConditionTrue(cs.Status.Conditions, v1alpha1.ConditionDrifted)
 	err := r.runChain(ctx, s)
 	if errors.Is(err, errGone) {
 		s.checkAll = true
+		s.drift = nil
 		err = r.runChain(ctx, s)
+	}
+	if err == nil || len(s.drift) > 0 {
+		s.reportDrift()
 	}
 	return err
 }
@@ -163,8 +172,8 @@ func (r *CapillarySourceReconciler) runChain(ctx context.Context, s *scope) erro
 }
 
 // connect reads the credentials from the Secret and gets a token from IMS.
-func (r *CapillarySourceReconciler) connect(ctx context.Context, s *scope) error {
-	creds, err := r.credentials(ctx, s)
+func (r *CapillarySourceReconciler) connect(ctx context.Context, s *scope, purpose access) error {
+	creds, err := r.credentials(ctx, s, purpose)
 	if err != nil {
 		return err
 	}
@@ -193,6 +202,15 @@ func (r *CapillarySourceReconciler) ensure(ctx context.Context, s *scope, c exte
 	obs, err := r.observe(ctx, s, c)
 	if err != nil {
 		return err
+	}
+	switch {
+	case !obs.exists && s.observeOnly():
+		// Nothing on record to observe, and nothing may be made.
+		s.remove(k.condition)
+		return nil
+	case obs.exists && (obs.replace || !obs.upToDate) && !s.mayCorrect(c):
+		s.drifted(c)
+		obs.replace, obs.upToDate = false, true
 	}
 	switch {
 	case obs.exists && obs.replace:
@@ -240,6 +258,9 @@ func (r *CapillarySourceReconciler) observe(ctx context.Context, s *scope, c ext
 		}
 		if !s.checkAll {
 			return obs, errGone
+		}
+		if !s.correcting() {
+			return obs, s.notFound(k, id)
 		}
 		s.warn(k.event+"Gone", "Recreate", fmt.Sprintf("%s %s was deleted in Adobe; creating a new one", capitalize(k.title), id))
 		driftCorrections.WithLabelValues(k.name).Inc()

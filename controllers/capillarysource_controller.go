@@ -69,6 +69,8 @@ type CapillarySourceReconciler struct {
 	// ReconcileTimeout bounds one reconcile, Adobe calls and rate limiter
 	// waits included.
 	ReconcileTimeout time.Duration
+	// ClusterCredentialsNamespace holds the Secrets of ClusterAdobeCredentials.
+	ClusterCredentialsNamespace string
 	// MaxConcurrentReconciles is the number of parallel workers.
 	MaxConcurrentReconciles int
 	// Now is the clock; nil means time.Now.
@@ -138,11 +140,24 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // metadata of Secrets mapped to the sources that reference them.
 func (r *CapillarySourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	r.setDefaults()
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &v1alpha1.CapillarySource{}, secretRefIndex,
+	indexer := mgr.GetFieldIndexer()
+	if err := indexer.IndexField(context.Background(), &v1alpha1.CapillarySource{}, secretRefIndex,
 		func(o client.Object) []string {
-			return []string{o.(*v1alpha1.CapillarySource).Spec.CredentialsSecretRef.Name}
+			if name := o.(*v1alpha1.CapillarySource).Spec.CredentialsSecretRef.Name; name != "" {
+				return []string{name}
+			}
+			return nil
 		}); err != nil {
 		return fmt.Errorf("index CapillarySources by Secret: %w", err)
+	}
+	if err := indexer.IndexField(context.Background(), &v1alpha1.CapillarySource{}, clusterCredentialIndex,
+		func(o client.Object) []string {
+			if name := credentialName(o); name != "" {
+				return []string{name}
+			}
+			return nil
+		}); err != nil {
+		return fmt.Errorf("index CapillarySources by ClusterAdobeCredential: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.CapillarySource{}, builder.WithPredicates(predicate.Or(
@@ -153,16 +168,56 @@ func (r *CapillarySourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		// Metadata only: rotation is noticed without caching any Secret's data.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.sourcesForSecret),
 			builder.WithPredicates(predicate.ResourceVersionChangedPredicate{})).
+		// A credential's spec says who may use it, where.
+		Watches(&v1alpha1.ClusterAdobeCredential{}, handler.EnqueueRequestsFromMapFunc(r.sourcesForCredential),
+			builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		// A namespace's labels may select it for a credential, or no more.
+		WatchesMetadata(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.sourcesInNamespace),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		// The connection details: the manager caches only labelled ConfigMaps.
+		Owns(&corev1.ConfigMap{}).
 		WithOptions(controller.Options{MaxConcurrentReconciles: r.MaxConcurrentReconciles}).
 		Named("capillarysource").
 		Complete(r)
 }
 
+// sourcesForSecret maps a Secret to the sources that use it: directly, or
+// through the ClusterAdobeCredentials that name it.
 func (r *CapillarySourceReconciler) sourcesForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	reqs := r.sources(ctx, client.InNamespace(secret.GetNamespace()), client.MatchingFields{secretRefIndex: secret.GetName()})
+	if secret.GetNamespace() == r.ClusterCredentialsNamespace {
+		for _, cred := range credentialRequests(ctx, r.Client, secret.GetName()) {
+			reqs = append(reqs, r.sources(ctx, client.MatchingFields{clusterCredentialIndex: cred.Name})...)
+		}
+	}
+	return reqs
+}
+
+func (r *CapillarySourceReconciler) sourcesForCredential(ctx context.Context, cred client.Object) []reconcile.Request {
+	return r.sources(ctx, client.MatchingFields{clusterCredentialIndex: cred.GetName()})
+}
+
+// sourcesInNamespace: the sources of the namespace that use a credential
+// whose namespace selector may have changed its verdict.
+func (r *CapillarySourceReconciler) sourcesInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
 	var list v1alpha1.CapillarySourceList
-	if err := r.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
-		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "list CapillarySources for Secret", "secret", secret.GetName())
+	if err := r.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+		logf.FromContext(ctx).Error(err, "list CapillarySources of namespace", "namespace", ns.GetName())
+		return nil
+	}
+	var reqs []reconcile.Request
+	for i := range list.Items {
+		if list.Items[i].Spec.ClusterCredentialRef != nil {
+			reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+		}
+	}
+	return reqs
+}
+
+func (r *CapillarySourceReconciler) sources(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
+	var list v1alpha1.CapillarySourceList
+	if err := r.List(ctx, &list, opts...); err != nil {
+		logf.FromContext(ctx).Error(err, "list CapillarySources to reconcile")
 		return nil
 	}
 	reqs := make([]reconcile.Request, 0, len(list.Items))

@@ -24,6 +24,12 @@ func (r *CapillarySourceReconciler) reconcileDelete(ctx context.Context, s *scop
 	if !controllerutil.ContainsFinalizer(cs, v1alpha1.Finalizer) {
 		return ctrl.Result{}, nil
 	}
+	// ObserveOnly takes precedence: CEL cannot tell the default Delete from
+	// one the user chose, and an observed object was never ours to delete.
+	if s.observeOnly() {
+		s.event(corev1.EventTypeNormal, "Orphaned", "Delete", "Left the Adobe objects in place: managementPolicy ObserveOnly never deletes in Adobe, whatever deletionPolicy says")
+		return r.release(ctx, s)
+	}
 	if cs.Spec.DeletionPolicy == v1alpha1.DeletionPolicyOrphan {
 		s.event(corev1.EventTypeNormal, "Orphaned", "Delete", "Left the Adobe objects in place (deletionPolicy: Orphan)")
 		return r.release(ctx, s)
@@ -74,7 +80,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 	if s.mayExist = r.mayExist(s.cs); !s.mayExist {
 		return nil
 	}
-	if err := r.connect(ctx, s); err != nil {
+	if err := r.connect(ctx, s, forDelete); err != nil {
 		return err
 	}
 	for i := len(chain) - 1; i >= 0; i-- {
@@ -91,9 +97,14 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 	return nil
 }
 
-// release drops the finalizer; the API server then removes the resource.
+// release deletes the connection details (their owner reference would too,
+// through the garbage collector) and drops the finalizer; the API server
+// then removes the resource.
 func (r *CapillarySourceReconciler) release(ctx context.Context, s *scope) (ctrl.Result, error) {
 	cs := s.cs
+	if err := r.pruneConnectionDetails(ctx, cs); err != nil {
+		return ctrl.Result{}, err
+	}
 	patchBase := cs.DeepCopy()
 	controllerutil.RemoveFinalizer(cs, v1alpha1.Finalizer)
 	// A merge patch replaces the whole list: the optimistic lock makes it

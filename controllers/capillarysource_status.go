@@ -46,6 +46,11 @@ type scope struct {
 	adobe      Adobe
 	// secret is the credential's Secret, read by connect; in memory only.
 	secret *corev1.Secret
+	// secretRef names its keys: the source's own, or its ClusterAdobeCredential's.
+	secretRef v1alpha1.CredentialsSecretReference
+	// credentialName names the credential in messages without exposing a
+	// ClusterAdobeCredential's Secret.
+	credentialName string
 	// specs are the connection spec and its flow spec, from resolveSpecs.
 	specs resolvedSpecs
 	// mayExist: objects may exist in Adobe without their IDs in status
@@ -55,6 +60,10 @@ type scope struct {
 	checkAll bool
 	// adobeChanged: this reconcile created, changed or deleted something in Adobe.
 	adobeChanged bool
+	// drift lists the differences a policy left in Adobe (see reportDrift).
+	drift []string
+	// clusterCredential is the ClusterAdobeCredential the source uses, if any.
+	clusterCredential *v1alpha1.ClusterAdobeCredential
 }
 
 func (r *CapillarySourceReconciler) newScope(cs *v1alpha1.CapillarySource) *scope {
@@ -164,6 +173,12 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 			msg := fmt.Sprintf("The dataflow is new: Adobe's inlet accepts events from %s (status.inletReadyAt)", s.warmingUntil.UTC().Format(time.RFC3339))
 			s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonInletWarmingUp, msg)
 			s.set(v1alpha1.ConditionReconciling, metav1.ConditionTrue, v1alpha1.ReasonInletWarmingUp, msg)
+		} else if s.observeOnly() && cs.Status.DataflowID == "" {
+			s.set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonNothingManaged,
+				"managementPolicy is ObserveOnly and no dataflow is named: nothing is managed in Adobe; set the annotation "+v1alpha1.AdoptDataflowAnnotation+" to observe one")
+		} else if s.observeOnly() {
+			s.set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonObserving,
+				fmt.Sprintf("Observing dataflow %s (%s); nothing is changed in Adobe (managementPolicy: ObserveOnly)", cs.Status.DataflowID, cs.Status.DataflowState))
 		} else if cs.Spec.Suspend {
 			s.set(v1alpha1.ConditionReady, metav1.ConditionTrue, v1alpha1.ReasonSuspended,
 				"The dataflow exists and is disabled because spec.suspend is true")

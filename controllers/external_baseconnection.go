@@ -86,7 +86,7 @@ func (c *baseConnection) Find(ctx context.Context, name string) (observation, er
 // authSpec's schema.
 func (c *baseConnection) prepare() error {
 	var err error
-	c.params, err = c.s.specs.auth.params(c.s.secret, c.s.cs.Spec.CredentialsSecretRef.ParamKeys())
+	c.params, err = c.s.specs.auth.params(c.s.secret, c.s.secretRef.ParamKeys())
 	return err
 }
 
@@ -117,7 +117,7 @@ func (c *baseConnection) Update(ctx context.Context) error {
 		return err
 	}
 	cs.Status.BaseConnectionSecretVersion = c.s.secret.ResourceVersion
-	c.s.changed("Updated", "Update", "Updated base connection "+id+" from Secret "+cs.Spec.CredentialsSecretRef.Name)
+	c.s.changed("Updated", "Update", "Updated base connection "+id+" from "+c.s.credentialName)
 	return nil
 }
 

@@ -2,6 +2,9 @@ package controllers
 
 import (
 	"fmt"
+	"regexp"
+
+	"k8s.io/apimachinery/pkg/types"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 )
@@ -34,4 +37,17 @@ func trim(s string) string {
 		return s[:maxNamePart]
 	}
 	return s
+}
+
+// ownedName matches adobeName: capillary-<namespace>-<name>-<uid>-<kind>.
+var ownedName = regexp.MustCompile(`^capillary-.*-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})-[a-z]+$`)
+
+// ownerUID is the UID of the CapillarySource an Adobe object was named for,
+// when the operator named it.
+func ownerUID(name string) (types.UID, bool) {
+	m := ownedName.FindStringSubmatch(name)
+	if m == nil {
+		return "", false
+	}
+	return types.UID(m[1]), true
 }

@@ -33,12 +33,45 @@ const (
 // Experience Platform: the credentials to act with, where the events land, how
 // they are mapped, and whether the dataflow runs.
 // +kubebuilder:validation:XValidation:rule="!has(oldSelf.connectionSpecId) || (has(self.connectionSpecId) && self.connectionSpecId == oldSelf.connectionSpecId)",message="connectionSpecId is immutable: create a new CapillarySource to use another connection spec"
+// +kubebuilder:validation:XValidation:rule="has(self.credentialsSecretRef) != has(self.clusterCredentialRef)",message="set exactly one of credentialsSecretRef (a Secret in this namespace) and clusterCredentialRef (a ClusterAdobeCredential)"
 type CapillarySourceSpec struct {
 	// credentialsSecretRef names the Secret, in the namespace of this
 	// CapillarySource, that holds the Adobe OAuth server-to-server credential
 	// (client ID and client secret) from the Adobe Developer Console.
-	// +required
-	CredentialsSecretRef CredentialsSecretReference `json:"credentialsSecretRef"`
+	// Exactly one of credentialsSecretRef and clusterCredentialRef is set.
+	// +optional
+	CredentialsSecretRef CredentialsSecretReference `json:"credentialsSecretRef,omitzero"`
+
+	// clusterCredentialRef names a ClusterAdobeCredential the platform team
+	// shares with this namespace, instead of a Secret of its own. Exactly one
+	// of credentialsSecretRef and clusterCredentialRef is set.
+	// +optional
+	ClusterCredentialRef *ClusterCredentialReference `json:"clusterCredentialRef,omitempty"`
+
+	// managementPolicy says what the operator may do in Adobe: Full
+	// (create, update and delete, the default) or ObserveOnly (read and
+	// report, never write: with the adopt annotation it observes that
+	// dataflow; deleting the resource never deletes in Adobe, whatever
+	// deletionPolicy says). Switching to Full takes ownership as adoption does.
+	// +optional
+	// +kubebuilder:default=Full
+	ManagementPolicy ManagementPolicy `json:"managementPolicy,omitempty"`
+
+	// driftPolicy says what happens when the Adobe objects are changed
+	// outside the operator: Correct (the default) puts them back as
+	// declared; Report leaves them and lists the differences in the Drifted
+	// condition. A change of this spec is applied either way.
+	// +optional
+	// +kubebuilder:default=Correct
+	DriftPolicy DriftPolicy `json:"driftPolicy,omitempty"`
+
+	// writeConnectionDetailsTo names a ConfigMap in this namespace that the
+	// operator keeps with what a sender needs (inletUrl, dataflowId,
+	// sourceConnectionId, orgId, sandboxName, inletAuthentication; never a
+	// secret). It is owned by this resource and removed with it; an existing
+	// ConfigMap this resource does not own is never overwritten.
+	// +optional
+	WriteConnectionDetailsTo *ConnectionDetailsReference `json:"writeConnectionDetailsTo,omitempty"`
 
 	// orgId is the Adobe organisation ID, for example
 	// 0A7D42FC5DB9D3360A495FD3@AdobeOrg. It cannot be changed: the Adobe objects
@@ -108,6 +141,44 @@ type CapillarySourceSpec struct {
 	// ingestion says when ingestion counts as healthy.
 	// +optional
 	Ingestion *IngestionPolicy `json:"ingestion,omitempty"`
+}
+
+// ManagementPolicy says what the operator may do in Adobe.
+// +kubebuilder:validation:Enum=Full;ObserveOnly
+type ManagementPolicy string
+
+const (
+	ManagementPolicyFull        ManagementPolicy = "Full"
+	ManagementPolicyObserveOnly ManagementPolicy = "ObserveOnly"
+)
+
+// DriftPolicy says what happens to changes made in Adobe outside the operator.
+// +kubebuilder:validation:Enum=Correct;Report
+type DriftPolicy string
+
+const (
+	DriftPolicyCorrect DriftPolicy = "Correct"
+	DriftPolicyReport  DriftPolicy = "Report"
+)
+
+// ClusterCredentialReference names a ClusterAdobeCredential.
+type ClusterCredentialReference struct {
+	// name of the ClusterAdobeCredential.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+}
+
+// ConnectionDetailsReference names the ConfigMap the connection details go to.
+type ConnectionDetailsReference struct {
+	// name of the ConfigMap, in the namespace of the CapillarySource.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
 }
 
 // IngestionPolicy says when the IngestionHealthy condition is True.
@@ -187,7 +258,8 @@ type DataflowOptions struct {
 // in it that hold the Adobe credential.
 // +kubebuilder:validation:XValidation:rule="self.clientIdKey != self.clientSecretKey",message="clientIdKey and clientSecretKey must name different keys"
 type CredentialsSecretReference struct {
-	// name of the Secret, in the namespace of the CapillarySource.
+	// name of the Secret: in the namespace of the CapillarySource, or for a
+	// ClusterAdobeCredential in the operator's credentials namespace.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253

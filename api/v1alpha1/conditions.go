@@ -16,6 +16,17 @@ const (
 	// ResyncIntervalAnnotation overrides --resync-interval for one resource
 	// (a Go duration, at least 1m).
 	ResyncIntervalAnnotation = "sources.aepoperator.dev/resync-interval"
+
+	// CredentialFinalizer holds a ClusterAdobeCredential while sources use it.
+	CredentialFinalizer = "sources.aepoperator.dev/credential-in-use"
+
+	// ConnectionDetailsSourceLabel marks a connection-details ConfigMap with
+	// the name of the CapillarySource that owns it; the operator caches only
+	// ConfigMaps with this label.
+	ConnectionDetailsSourceLabel = "sources.aepoperator.dev/source"
+	// ConnectionDetailsHashAnnotation is a hash of the connection-details
+	// ConfigMap's data, so a consumer can roll when it changes.
+	ConnectionDetailsHashAnnotation = "sources.aepoperator.dev/connection-details-hash"
 )
 
 // Condition types.
@@ -38,6 +49,10 @@ const (
 	// ConditionIngestionHealthy says whether Capillary's records land in the
 	// dataset; it does not change Ready.
 	ConditionIngestionHealthy = "IngestionHealthy"
+	// ConditionDrifted lists what differs in Adobe from the declared state,
+	// when driftPolicy is Report or managementPolicy ObserveOnly; it does
+	// not change Ready.
+	ConditionDrifted = "Drifted"
 )
 
 // Condition reasons.
@@ -87,4 +102,30 @@ const (
 	ReasonRecordsIngesting = "RecordsIngesting"
 	ReasonNoRunsYet        = "NoRunsYet"
 	ReasonRunsUnavailable  = "RunsUnavailable"
+
+	// Platform teams: the ClusterAdobeCredential a source names.
+	ReasonClusterCredentialNotFound = "ClusterCredentialNotFound"
+	ReasonNamespaceNotAllowed       = "NamespaceNotAllowed"
+	ReasonOrgNotAllowed             = "OrgNotAllowed"
+	ReasonSandboxNotAllowed         = "SandboxNotAllowed"
+	// ReasonAdoptionRefused: the source's ClusterAdobeCredential does not
+	// allow adoption, or the dataflow belongs to another CapillarySource.
+	ReasonAdoptionRefused = "AdoptionRefused"
+	// ReasonInUse: a ClusterAdobeCredential being deleted is still named by sources.
+	ReasonInUse = "InUse"
+
+	// ObserveOnly: Ready reasons.
+	ReasonObserving      = "Observing"
+	ReasonNothingManaged = "NothingManaged"
+	// ReasonNotFoundInAdobe: an object on record is gone from Adobe and the
+	// policy (ObserveOnly, or driftPolicy Report) does not recreate it.
+	ReasonNotFoundInAdobe = "NotFoundInAdobe"
+
+	// Drifted reasons.
+	ReasonDriftDetected = "DriftDetected"
+	ReasonNoDrift       = "NoDrift"
+
+	// ReasonConnectionDetailsConflict: the ConfigMap writeConnectionDetailsTo
+	// names exists and is not this resource's.
+	ReasonConnectionDetailsConflict = "ConnectionDetailsConflict"
 )

@@ -22,7 +22,8 @@ var (
 )
 
 func addKnownTypes(s *runtime.Scheme) error {
-	s.AddKnownTypes(GroupVersion, &CapillarySource{}, &CapillarySourceList{})
+	s.AddKnownTypes(GroupVersion, &CapillarySource{}, &CapillarySourceList{},
+		&ClusterAdobeCredential{}, &ClusterAdobeCredentialList{})
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil
 }

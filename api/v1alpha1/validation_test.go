@@ -98,8 +98,10 @@ func TestSampleIsAcceptedAndDefaulted(t *testing.T) {
 			SchemaID:      cs.Spec.Target.SchemaID,
 			SchemaVersion: "application/vnd.adobe.xed-full+json;version=1",
 		},
-		Mappings:       cs.Spec.Mappings,
-		DeletionPolicy: v1alpha1.DeletionPolicyDelete,
+		Mappings:         cs.Spec.Mappings,
+		DeletionPolicy:   v1alpha1.DeletionPolicyDelete,
+		ManagementPolicy: v1alpha1.ManagementPolicyFull,
+		DriftPolicy:      v1alpha1.DriftPolicyCorrect,
 	}
 	if diff := cmp.Diff(want, got.Spec); diff != "" {
 		t.Errorf("defaulted spec (-want +got):\n%s", diff)
@@ -130,7 +132,24 @@ func TestCreateValidation(t *testing.T) {
 		{"unknown deletionPolicy", func(c *v1alpha1.CapillarySource) { c.Spec.DeletionPolicy = "Retain" }, `spec.deletionPolicy: Unsupported value: "Retain"`},
 		{"datasetId missing", func(c *v1alpha1.CapillarySource) { c.Spec.Target.DatasetID = "" }, "spec.target.datasetId"},
 		{"schemaId not an XDM $id", func(c *v1alpha1.CapillarySource) { c.Spec.Target.SchemaID = "http://example.com/s" }, "spec.target.schemaId"},
-		{"secret name missing", func(c *v1alpha1.CapillarySource) { c.Spec.CredentialsSecretRef.Name = "" }, "spec.credentialsSecretRef.name"},
+		{"secret name missing", func(c *v1alpha1.CapillarySource) {
+			c.Spec.CredentialsSecretRef = v1alpha1.CredentialsSecretReference{ClientIDKey: "clientId"}
+		}, "spec.credentialsSecretRef.name"},
+		{"no credential", func(c *v1alpha1.CapillarySource) {
+			c.Spec.CredentialsSecretRef = v1alpha1.CredentialsSecretReference{}
+		}, "set exactly one of credentialsSecretRef"},
+		{"both credentials", func(c *v1alpha1.CapillarySource) {
+			c.Spec.ClusterCredentialRef = &v1alpha1.ClusterCredentialReference{Name: "shared"}
+		}, "set exactly one of credentialsSecretRef"},
+		{"cluster credential name not a name", func(c *v1alpha1.CapillarySource) {
+			c.Spec.CredentialsSecretRef = v1alpha1.CredentialsSecretReference{}
+			c.Spec.ClusterCredentialRef = &v1alpha1.ClusterCredentialReference{Name: "Shared_Cred"}
+		}, "spec.clusterCredentialRef.name"},
+		{"unknown managementPolicy", func(c *v1alpha1.CapillarySource) { c.Spec.ManagementPolicy = "ReadOnly" }, `spec.managementPolicy: Unsupported value: "ReadOnly"`},
+		{"unknown driftPolicy", func(c *v1alpha1.CapillarySource) { c.Spec.DriftPolicy = "Ignore" }, `spec.driftPolicy: Unsupported value: "Ignore"`},
+		{"connection details ConfigMap name not a name", func(c *v1alpha1.CapillarySource) {
+			c.Spec.WriteConnectionDetailsTo = &v1alpha1.ConnectionDetailsReference{Name: "Inlet Details"}
+		}, "spec.writeConnectionDetailsTo.name"},
 		{"same key for id and secret", func(c *v1alpha1.CapillarySource) {
 			c.Spec.CredentialsSecretRef.ClientIDKey = "key"
 			c.Spec.CredentialsSecretRef.ClientSecretKey = "key"
@@ -172,6 +191,14 @@ func TestUpdateValidation(t *testing.T) {
 		{"suspend can change", func(c *v1alpha1.CapillarySource) { c.Spec.Suspend = true }, ""},
 		{"deletionPolicy can change", func(c *v1alpha1.CapillarySource) { c.Spec.DeletionPolicy = v1alpha1.DeletionPolicyOrphan }, ""},
 		{"the Secret can change", func(c *v1alpha1.CapillarySource) { c.Spec.CredentialsSecretRef.Name = "rotated" }, ""},
+		{"the Secret can give way to a ClusterAdobeCredential", func(c *v1alpha1.CapillarySource) {
+			c.Spec.CredentialsSecretRef = v1alpha1.CredentialsSecretReference{}
+			c.Spec.ClusterCredentialRef = &v1alpha1.ClusterCredentialReference{Name: "shared"}
+		}, ""},
+		{"the policies can change", func(c *v1alpha1.CapillarySource) {
+			c.Spec.ManagementPolicy = v1alpha1.ManagementPolicyObserveOnly
+			c.Spec.DriftPolicy = v1alpha1.DriftPolicyReport
+		}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,5 +231,72 @@ func assertInvalid(t *testing.T, err error, wantMsg string) {
 	}
 	if !strings.Contains(err.Error(), wantMsg) {
 		t.Errorf("error = %q, want it to mention %q", err.Error(), wantMsg)
+	}
+}
+
+func credential(t *testing.T) *v1alpha1.ClusterAdobeCredential {
+	t.Helper()
+	prefix := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(prefix) > 52 {
+		prefix = strings.TrimLeft(prefix[len(prefix)-52:], "-")
+	}
+	return &v1alpha1.ClusterAdobeCredential{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"},
+		Spec: v1alpha1.ClusterAdobeCredentialSpec{
+			SecretRef: v1alpha1.CredentialsSecretReference{Name: "adobe-credentials"},
+			OrgID:     "0A7D42FC5DB9D3360A495FD3@AdobeOrg",
+		},
+	}
+}
+
+// A ClusterAdobeCredential is defaulted as documented and its rules refuse
+// nonsense at apply.
+func TestClusterAdobeCredentialValidation(t *testing.T) {
+	ctx := context.Background()
+	t.Run("defaults", func(t *testing.T) {
+		c := credential(t)
+		if err := k8s.Create(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		want := v1alpha1.CredentialsSecretReference{Name: "adobe-credentials", ClientIDKey: "clientId", ClientSecretKey: "clientSecret"}
+		if diff := cmp.Diff(want, c.Spec.SecretRef); diff != "" {
+			t.Errorf("secretRef (-want +got):\n%s", diff)
+		}
+		if c.Spec.Adoption != v1alpha1.AdoptionRefused {
+			t.Errorf("adoption = %q, want Refused by default", c.Spec.Adoption)
+		}
+		if c.Spec.AllowedNamespaces != nil {
+			t.Errorf("allowedNamespaces = %v, want none by default", c.Spec.AllowedNamespaces)
+		}
+	})
+	cases := []struct {
+		name    string
+		mutate  func(*v1alpha1.ClusterAdobeCredential)
+		wantMsg string
+	}{
+		{"orgId missing", func(c *v1alpha1.ClusterAdobeCredential) { c.Spec.OrgID = "" }, "spec.orgId"},
+		{"orgId without @AdobeOrg", func(c *v1alpha1.ClusterAdobeCredential) { c.Spec.OrgID = "0A7D42FC5DB9D3360A495FD3" }, "spec.orgId"},
+		{"Secret name missing", func(c *v1alpha1.ClusterAdobeCredential) { c.Spec.SecretRef.Name = "" }, "spec.secretRef.name"},
+		{"same key for id and secret", func(c *v1alpha1.ClusterAdobeCredential) {
+			c.Spec.SecretRef.ClientIDKey, c.Spec.SecretRef.ClientSecretKey = "key", "key"
+		}, "clientIdKey and clientSecretKey must name different keys"},
+		{"sandbox with capitals", func(c *v1alpha1.ClusterAdobeCredential) { c.Spec.AllowedSandboxes = []string{"Prod"} }, "spec.allowedSandboxes[0]"},
+		{"sandbox twice", func(c *v1alpha1.ClusterAdobeCredential) { c.Spec.AllowedSandboxes = []string{"prod", "prod"} }, "spec.allowedSandboxes[1]: Duplicate value"},
+		{"namespace not a name", func(c *v1alpha1.ClusterAdobeCredential) {
+			c.Spec.AllowedNamespaces = &v1alpha1.AllowedNamespaces{Names: []string{"Team A"}}
+		}, "spec.allowedNamespaces.names[0]"},
+		{"selector with an unknown operator", func(c *v1alpha1.ClusterAdobeCredential) {
+			c.Spec.AllowedNamespaces = &v1alpha1.AllowedNamespaces{Selector: &metav1.LabelSelector{
+				MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Matches", Values: []string{"a"}}},
+			}}
+		}, "selector.matchExpressions operators are In, NotIn, Exists and DoesNotExist"},
+		{"unknown adoption", func(c *v1alpha1.ClusterAdobeCredential) { c.Spec.Adoption = "Sometimes" }, `spec.adoption: Unsupported value: "Sometimes"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := credential(t)
+			tc.mutate(c)
+			assertInvalid(t, k8s.Create(ctx, c), tc.wantMsg)
+		})
 	}
 }

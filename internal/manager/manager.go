@@ -17,6 +17,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
@@ -75,6 +77,9 @@ type Options struct {
 	// run out, as after a crash (the HA drill uses that).
 	LeaderElectionReleaseOnCancel bool
 	WatchNamespaces               string
+	// ClusterCredentialsNamespace holds the Secrets ClusterAdobeCredentials
+	// name; empty: the namespace the operator runs in.
+	ClusterCredentialsNamespace string
 
 	// HTTPClient, when set, carries all Adobe traffic (tests).
 	HTTPClient *http.Client
@@ -141,6 +146,7 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.LeaseDuration, "leader-election-lease-duration", o.LeaseDuration, "how long a lease holds without renewal")
 	fs.BoolVar(&o.LeaderElectionReleaseOnCancel, "leader-election-release-on-cancel", o.LeaderElectionReleaseOnCancel, "give the lease up on shutdown so a standby takes over at once")
 	fs.StringVar(&o.WatchNamespaces, "watch-namespaces", o.WatchNamespaces, "comma-separated namespaces to watch (default: all)")
+	fs.StringVar(&o.ClusterCredentialsNamespace, "cluster-credentials-namespace", o.ClusterCredentialsNamespace, "namespace of the Secrets that ClusterAdobeCredentials name (default: the namespace the operator runs in)")
 }
 
 func envOr(key, def string) string {
@@ -235,13 +241,27 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		// (The reconciler reads Secrets uncached, through the APIReader.)
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Secret{}: {Transform: stripSecretMetadata},
+			// Only the connection-details ConfigMaps the operator writes,
+			// never every ConfigMap of the cluster.
+			&corev1.ConfigMap{}: {Label: connectionDetailsSelector},
 		},
+	}
+	credentialsNamespace := o.ClusterCredentialsNamespace
+	if credentialsNamespace == "" {
+		credentialsNamespace = ownNamespace()
 	}
 	if ns := splitList(o.WatchNamespaces); len(ns) > 0 {
 		cacheOpts.DefaultNamespaces = map[string]cache.Config{}
 		for _, n := range ns {
 			cacheOpts.DefaultNamespaces[n] = cache.Config{}
 		}
+		// The credentials' Secrets are watched (metadata only) wherever
+		// the operator watches.
+		secrets := map[string]cache.Config{credentialsNamespace: {}}
+		for _, n := range ns {
+			secrets[n] = cache.Config{}
+		}
+		cacheOpts.ByObject[&corev1.Secret{}] = cache.ByObject{Transform: stripSecretMetadata, Namespaces: secrets}
 	}
 	leaseDuration, renewDeadline, retryPeriod := o.LeaseDuration, o.RenewDeadline, o.RetryPeriod
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
@@ -294,11 +314,48 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		ReconcileTimeout:        o.ReconcileTimeout,
 		InletWarmup:             o.InletWarmup,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+
+		ClusterCredentialsNamespace: credentialsNamespace,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up CapillarySource controller: %w", err)
 	}
+	cr := &controllers.ClusterAdobeCredentialReconciler{
+		Client:         mgr.GetClient(),
+		APIReader:      mgr.GetAPIReader(),
+		Adobe:          r.Adobe,
+		Namespace:      credentialsNamespace,
+		ResyncInterval: o.ResyncInterval,
+	}
+	if err := cr.SetupWithManager(mgr); err != nil {
+		return nil, fmt.Errorf("set up ClusterAdobeCredential controller: %w", err)
+	}
 	return mgr, nil
+}
+
+// connectionDetailsSelector selects the ConfigMaps the operator writes.
+var connectionDetailsSelector = func() labels.Selector {
+	req, err := labels.NewRequirement(v1alpha1.ConnectionDetailsSourceLabel, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	return labels.NewSelector().Add(*req)
+}()
+
+// DefaultClusterCredentialsNamespace is the credentials namespace when the
+// operator runs outside a pod (make run): the namespace config/default
+// deploys to.
+const DefaultClusterCredentialsNamespace = "capillary-operator-system"
+
+// ownNamespace is the namespace of the operator's pod, from its service
+// account token's mount, as leader election finds it.
+func ownNamespace() string {
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return DefaultClusterCredentialsNamespace
 }
 
 // stripSecretMetadata keeps a cached Secret's metadata down to what the

@@ -78,7 +78,39 @@ func TestCRDValidationAtApply(t *testing.T) {
 
 		// Required fields, absent (not empty) as in a manifest that forgot them.
 		{name: "no spec", rules: []string{":required:spec"}, mutate: func(o obj) { delete(o, "spec") }, wantField: "spec", wantType: metav1.CauseTypeFieldValueRequired},
-		{name: "no credentialsSecretRef", rules: []string{"spec:required:credentialsSecretRef"}, mutate: del("spec.credentialsSecretRef"), wantField: "spec.credentialsSecretRef", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "no credential", rules: []string{"spec:rule#1"}, mutate: del("spec.credentialsSecretRef"), wantField: "spec", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "two credentials", rules: []string{"spec:rule#1"}, mutate: set("spec.clusterCredentialRef", obj{"name": "shared"}), wantField: "spec", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "a ClusterAdobeCredential instead of a Secret", mutate: func(o obj) {
+			del("spec.credentialsSecretRef")(o)
+			set("spec.clusterCredentialRef", obj{"name": "shared"})(o)
+		}},
+		{name: "clusterCredentialRef without name", rules: []string{"spec.clusterCredentialRef:required:name"}, mutate: func(o obj) {
+			del("spec.credentialsSecretRef")(o)
+			set("spec.clusterCredentialRef", obj{})(o)
+		}, wantField: "spec.clusterCredentialRef.name", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "clusterCredentialRef name empty", rules: []string{"spec.clusterCredentialRef.name:minLength"}, mutate: func(o obj) {
+			del("spec.credentialsSecretRef")(o)
+			set("spec.clusterCredentialRef", obj{"name": ""})(o)
+		}, wantField: "spec.clusterCredentialRef.name", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "clusterCredentialRef name too long", rules: []string{"spec.clusterCredentialRef.name:maxLength"}, mutate: func(o obj) {
+			del("spec.credentialsSecretRef")(o)
+			set("spec.clusterCredentialRef", obj{"name": long(254)})(o)
+		}, wantField: "spec.clusterCredentialRef.name", wantType: metav1.CauseTypeTooLong},
+		{name: "clusterCredentialRef name not a DNS subdomain", rules: []string{"spec.clusterCredentialRef.name:pattern"}, mutate: func(o obj) {
+			del("spec.credentialsSecretRef")(o)
+			set("spec.clusterCredentialRef", obj{"name": "Shared_Credential"})(o)
+		}, wantField: "spec.clusterCredentialRef.name", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "writeConnectionDetailsTo without name", rules: []string{"spec.writeConnectionDetailsTo:required:name"}, mutate: set("spec.writeConnectionDetailsTo", obj{}), wantField: "spec.writeConnectionDetailsTo.name", wantType: metav1.CauseTypeFieldValueRequired},
+		{name: "writeConnectionDetailsTo name empty", rules: []string{"spec.writeConnectionDetailsTo.name:minLength"}, mutate: set("spec.writeConnectionDetailsTo", obj{"name": ""}), wantField: "spec.writeConnectionDetailsTo.name", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "writeConnectionDetailsTo name too long", rules: []string{"spec.writeConnectionDetailsTo.name:maxLength"}, mutate: set("spec.writeConnectionDetailsTo", obj{"name": long(254)}), wantField: "spec.writeConnectionDetailsTo.name", wantType: metav1.CauseTypeTooLong},
+		{name: "writeConnectionDetailsTo name not a DNS subdomain", rules: []string{"spec.writeConnectionDetailsTo.name:pattern"}, mutate: set("spec.writeConnectionDetailsTo", obj{"name": "Inlet Details"}), wantField: "spec.writeConnectionDetailsTo.name", wantType: metav1.CauseTypeFieldValueInvalid},
+		{name: "writeConnectionDetailsTo as documented", mutate: set("spec.writeConnectionDetailsTo", obj{"name": "capillary-inlet"})},
+		{name: "unknown managementPolicy", rules: []string{"spec.managementPolicy:enum"}, mutate: set("spec.managementPolicy", "ReadOnly"), wantField: "spec.managementPolicy", wantType: metav1.CauseTypeFieldValueNotSupported},
+		{name: "unknown driftPolicy", rules: []string{"spec.driftPolicy:enum"}, mutate: set("spec.driftPolicy", "Ignore"), wantField: "spec.driftPolicy", wantType: metav1.CauseTypeFieldValueNotSupported},
+		{name: "the policies as documented", mutate: func(o obj) {
+			set("spec.managementPolicy", "ObserveOnly")(o)
+			set("spec.driftPolicy", "Report")(o)
+		}},
 		{name: "no orgId", rules: []string{"spec:required:orgId"}, mutate: del("spec.orgId"), wantField: "spec.orgId", wantType: metav1.CauseTypeFieldValueRequired},
 		{name: "no target", rules: []string{"spec:required:target"}, mutate: del("spec.target"), wantField: "spec.target", wantType: metav1.CauseTypeFieldValueRequired},
 		{name: "no Secret name", rules: []string{"spec.credentialsSecretRef:required:name"}, mutate: del("spec.credentialsSecretRef.name"), wantField: "spec.credentialsSecretRef.name", wantType: metav1.CauseTypeFieldValueRequired},

@@ -33,6 +33,7 @@ func TestGeneratedFilesAreCurrent(t *testing.T) {
 	}
 	pairs := []struct{ fresh, checkedIn string }{
 		{filepath.Join(crdDir, "sources.aepoperator.dev_capillarysources.yaml"), "config/crd/bases/sources.aepoperator.dev_capillarysources.yaml"},
+		{filepath.Join(crdDir, "sources.aepoperator.dev_clusteradobecredentials.yaml"), "config/crd/bases/sources.aepoperator.dev_clusteradobecredentials.yaml"},
 		{filepath.Join(rbacDir, "role.yaml"), "config/rbac/role.yaml"},
 		{filepath.Join(objDir, "zz_generated.deepcopy.go"), "api/v1alpha1/zz_generated.deepcopy.go"},
 	}

@@ -15,10 +15,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
@@ -45,6 +49,17 @@ var pinned = []grant{
 	{"cluster", "sources.aepoperator.dev", "capillarysources", "get,list,patch,update,watch"},
 	{"cluster", "sources.aepoperator.dev", "capillarysources/finalizers", "update"},
 	{"cluster", "sources.aepoperator.dev", "capillarysources/status", "get,patch,update"},
+	// The connection-details ConfigMaps each source may ask for: the manager
+	// caches only those labelled as such, creates, keeps and deletes them.
+	{"cluster", "", "configmaps", "create,delete,get,list,patch,update,watch"},
+	// ClusterAdobeCredentials: read; their status reports IMS's answer and
+	// the count of users; the finalizer holds one in use. Patch is for the
+	// finalizer: the API server keeps a CRD's metadata on a status write.
+	{"cluster", "sources.aepoperator.dev", "clusteradobecredentials", "get,list,patch,watch"},
+	{"cluster", "sources.aepoperator.dev", "clusteradobecredentials/finalizers", "update"},
+	{"cluster", "sources.aepoperator.dev", "clusteradobecredentials/status", "update"},
+	// Namespaces' labels (metadata only), for allowedNamespaces.selector.
+	{"cluster", "", "namespaces", "get,list,watch"},
 	// Events about the resources (events.k8s.io, the manager's recorder).
 	{"cluster", "events.k8s.io", "events", "create,patch"},
 	// Authenticated metrics: check scrapers' tokens and permissions.
@@ -218,7 +233,9 @@ func TestRBACIsPinned(t *testing.T) {
 			if slices.Contains([]string{"escalate", "bind", "impersonate", "deletecollection"}, v) {
 				t.Errorf("verb %q in %+v", v, g)
 			}
-			if g.Scope == "cluster" && v == "delete" {
+			// The one delete: connection-details ConfigMaps, which the
+			// operator deletes only when it owns them (label and owner).
+			if g.Scope == "cluster" && v == "delete" && g.Resource != "configmaps" {
 				t.Errorf("cluster-wide delete on %s", g.Resource)
 			}
 		}
@@ -258,7 +275,10 @@ func TestRBACIsEnough(t *testing.T) {
 		{Verb: "list", Resource: "pods"},
 		{Verb: "create", Group: "coordination.k8s.io", Resource: "leases", Namespace: "default"},
 		{Verb: "delete", Group: "sources.aepoperator.dev", Resource: "capillarysources", Namespace: "default"},
-		{Verb: "get", Resource: "configmaps", Namespace: opNS},
+		{Verb: "update", Resource: "namespaces"},
+		{Verb: "update", Group: "sources.aepoperator.dev", Resource: "clusteradobecredentials"},
+		{Verb: "delete", Group: "sources.aepoperator.dev", Resource: "clusteradobecredentials"},
+		{Verb: "create", Group: "sources.aepoperator.dev", Resource: "clusteradobecredentials"},
 	} {
 		sar := &authorizationv1.SubjectAccessReview{Spec: authorizationv1.SubjectAccessReviewSpec{
 			User: user, Groups: groups, ResourceAttributes: &attrs,
@@ -291,6 +311,7 @@ func TestRBACIsEnough(t *testing.T) {
 	o.LeaseDuration, o.RenewDeadline, o.RetryPeriod = 4*time.Second, 3*time.Second, 500*time.Millisecond
 	o.ResyncInterval = time.Hour
 	o.AdobeQPS, o.AdobeBurst = 1000, 1000
+	o.ClusterCredentialsNamespace = opNS
 	mgr, err := manager.New(cfg, o)
 	if err != nil {
 		t.Fatal(err)
@@ -312,10 +333,41 @@ func TestRBACIsEnough(t *testing.T) {
 		t.Fatal("the operator never became leader with the pinned RBAC")
 	}
 
+	// A ClusterAdobeCredential in use, and connection details: the new
+	// grants are enough for them too.
+	suite.CreateSecret(t, opNS, "shared-adobe", suite.ClientID, suite.ClientSecret)
 	ns := suite.NewNamespace(t, "rbac")
-	cs := localenvtest.NewSource(ns, "least-privilege", localenvtest.Mappings(localenvtest.PointsMapping))
+	cred := &v1alpha1.ClusterAdobeCredential{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "rbac-"},
+		Spec: v1alpha1.ClusterAdobeCredentialSpec{
+			SecretRef:         v1alpha1.CredentialsSecretReference{Name: "shared-adobe", ClientIDKey: "clientId", ClientSecretKey: "clientSecret"},
+			OrgID:             localenvtest.OrgID,
+			AllowedNamespaces: &v1alpha1.AllowedNamespaces{Names: []string{ns}},
+		},
+	}
+	if err := suite.Env.Client.Create(ctx, cred); err != nil {
+		t.Fatal(err)
+	}
+	cs := localenvtest.NewSource(ns, "least-privilege", localenvtest.Mappings(localenvtest.PointsMapping), func(cs *v1alpha1.CapillarySource) {
+		cs.Spec.CredentialsSecretRef = v1alpha1.CredentialsSecretReference{}
+		cs.Spec.ClusterCredentialRef = &v1alpha1.ClusterCredentialReference{Name: cred.Name}
+		cs.Spec.WriteConnectionDetailsTo = &v1alpha1.ConnectionDetailsReference{Name: "inlet"}
+	})
 	suite.Create(t, cs)
 	got := suite.WaitFor(t, cs, "Ready", localenvtest.IsReady)
+	var details corev1.ConfigMap
+	if err := suite.Env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "inlet"}, &details); err != nil {
+		t.Errorf("no connection details with the pinned RBAC: %v", err)
+	}
+	if err := localenvtest.Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		if err := suite.Env.Client.Get(ctx, client.ObjectKeyFromObject(cred), cred); err != nil {
+			return false, err
+		}
+		return cred.Status.Sources == 1 && meta.IsStatusConditionTrue(cred.Status.Conditions, v1alpha1.ConditionReady) &&
+			slices.Contains(cred.Finalizers, v1alpha1.CredentialFinalizer), nil
+	}); err != nil {
+		t.Errorf("the ClusterAdobeCredential is not Ready with its finalizer and one source under the pinned RBAC: %v (status %+v)", err, cred.Status)
+	}
 	var evs eventsv1.EventList
 	if err := suite.Env.Client.List(ctx, &evs, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
@@ -326,6 +378,14 @@ func TestRBACIsEnough(t *testing.T) {
 	suite.DeleteAndWait(t, got)
 	if left := ownership.NewIndex(suite.Env.Emulator.Objects()).Owners(); slices.Contains(left, got.UID) {
 		t.Error("the resource was released but its Adobe objects were not deleted")
+	}
+	if err := suite.Env.Client.Delete(ctx, cred); err != nil {
+		t.Fatal(err)
+	}
+	if err := localenvtest.Poll(ctx, 30*time.Second, func(ctx context.Context) (bool, error) {
+		return apierrors.IsNotFound(suite.Env.Client.Get(ctx, client.ObjectKeyFromObject(cred), cred)), nil
+	}); err != nil {
+		t.Errorf("the unused ClusterAdobeCredential was not released under the pinned RBAC: %v", err)
 	}
 	fmt.Printf("RBAC: %d pinned grants; as %s the operator led, reconciled to Ready, recorded %d events and cleaned up\n", len(pinned), user, len(evs.Items))
 }

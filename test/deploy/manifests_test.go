@@ -447,12 +447,16 @@ func TestChartValues(t *testing.T) {
 	}
 	sort.Strings(kinds)
 	want := []string{
+		"ClusterRole /capillary-operator-cluster-role",
 		"ClusterRole /capillary-operator-metrics-auth-role",
 		"ClusterRole /capillary-operator-metrics-reader",
+		"ClusterRoleBinding /capillary-operator-cluster-rolebinding",
 		"ClusterRoleBinding /capillary-operator-metrics-auth-rolebinding",
+		"Role capillary-operator-system/capillary-operator-credentials-role",
 		"Role capillary-operator-system/capillary-operator-leader-election-role",
 		"Role team-a/capillary-operator-manager-role",
 		"Role team-b/capillary-operator-manager-role",
+		"RoleBinding capillary-operator-system/capillary-operator-credentials-rolebinding",
 		"RoleBinding capillary-operator-system/capillary-operator-leader-election-rolebinding",
 		"RoleBinding team-a/capillary-operator-manager-rolebinding",
 		"RoleBinding team-b/capillary-operator-manager-rolebinding",
@@ -460,12 +464,19 @@ func TestChartValues(t *testing.T) {
 	if diff := cmp.Diff(want, kinds); diff != "" {
 		t.Errorf("RBAC and networking objects (-want +got):\n%s", diff)
 	}
-	crd := find(t, objs, "CustomResourceDefinition")
-	if _, kept := crd.GetAnnotations()["helm.sh/resource-policy"]; kept {
-		t.Error("crds.keep=false still marks the CRD to be kept")
+	crds := filterKind(objs, "CustomResourceDefinition")
+	if len(crds) != 2 {
+		t.Errorf("%d CRDs rendered, want 2 (CapillarySource, ClusterAdobeCredential)", len(crds))
 	}
-	if got := find(t, renderChart(t, nil), "CustomResourceDefinition").GetAnnotations()["helm.sh/resource-policy"]; got != "keep" {
-		t.Errorf("by default the CRD must survive helm uninstall; resource-policy = %q", got)
+	for _, crd := range crds {
+		if _, kept := crd.GetAnnotations()["helm.sh/resource-policy"]; kept {
+			t.Errorf("crds.keep=false still marks CRD %s to be kept", crd.GetName())
+		}
+	}
+	for _, crd := range filterKind(renderChart(t, nil), "CustomResourceDefinition") {
+		if got := crd.GetAnnotations()["helm.sh/resource-policy"]; got != "keep" {
+			t.Errorf("by default CRD %s must survive helm uninstall; resource-policy = %q", crd.GetName(), got)
+		}
 	}
 	if off := renderChart(t, map[string]any{"crds": map[string]any{"install": false}}); len(filterKind(off, "CustomResourceDefinition")) != 0 {
 		t.Error("crds.install=false still renders the CRD")

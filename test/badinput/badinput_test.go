@@ -289,6 +289,95 @@ func TestBadInput(t *testing.T) {
 			fix:     func(c *tcase) { adobe.setRule(c.clientID, nil) },
 		},
 		{
+			name: "ClusterAdobeCredential not found",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonClusterCredentialNotFound, true, []string{"ClusterAdobeCredential", "platform team"}},
+			arrange: func(c *tcase) {
+				c.create(c.sharedCredential())
+			},
+			fix: func(c *tcase) { c.createCredential(nil) },
+		},
+		{
+			name: "namespace not allowed by the ClusterAdobeCredential",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonNamespaceNotAllowed, true, []string{"allowedNamespaces", "does not allow namespace bad-"}},
+			arrange: func(c *tcase) {
+				c.createCredential(func(cred *v1alpha1.ClusterAdobeCredential) {
+					cred.Spec.AllowedNamespaces = &v1alpha1.AllowedNamespaces{Names: []string{c.ns + "-other"}}
+				})
+				c.create(c.sharedCredential())
+			},
+			fix: func(c *tcase) {
+				c.updateCredential(func(cred *v1alpha1.ClusterAdobeCredential) {
+					cred.Spec.AllowedNamespaces.Names = append(cred.Spec.AllowedNamespaces.Names, c.ns)
+				})
+			},
+		},
+		{
+			name: "sandbox not allowed by the ClusterAdobeCredential",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonSandboxNotAllowed, true, []string{"dev", "prod"}},
+			arrange: func(c *tcase) {
+				c.createCredential(func(cred *v1alpha1.ClusterAdobeCredential) { cred.Spec.AllowedSandboxes = []string{"dev"} })
+				c.create(c.sharedCredential())
+			},
+			fix: func(c *tcase) {
+				c.updateCredential(func(cred *v1alpha1.ClusterAdobeCredential) {
+					cred.Spec.AllowedSandboxes = append(cred.Spec.AllowedSandboxes, "prod")
+				})
+			},
+		},
+		{
+			name: "ClusterAdobeCredential of another org",
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonOrgNotAllowed, true, []string{"spec.orgId", "0A7D42FC5DB9D3360A495FD3@AdobeOrg"}},
+			arrange: func(c *tcase) {
+				c.createCredential(func(cred *v1alpha1.ClusterAdobeCredential) { cred.Spec.OrgID = "0A7D42FC5DB9D3360A495FD3@AdobeOrg" })
+				c.create(c.sharedCredential())
+			},
+			fix: func(c *tcase) {
+				c.updateCredential(func(cred *v1alpha1.ClusterAdobeCredential) { cred.Spec.OrgID = c.org })
+			},
+		},
+		{
+			name: "adoption refused by the ClusterAdobeCredential",
+			want: want{v1alpha1.ConditionDataflowReady, v1alpha1.ReasonAdoptionRefused, true, []string{"spec.adoption", v1alpha1.AdoptDataflowAnnotation}},
+			arrange: func(c *tcase) {
+				c.createCredential(nil)
+				c.create(c.sharedCredential(), func(cs *v1alpha1.CapillarySource) {
+					cs.Annotations = map[string]string{v1alpha1.AdoptDataflowAnnotation: "0f6d4a52-7f0c-4c44-8d36-bd1e6a0c1b2e"}
+				})
+			},
+			// The way out is the annotation, not the spec.
+			fix: func(c *tcase) {
+				suite.Update(c.t, c.cs, func(cs *v1alpha1.CapillarySource) { delete(cs.Annotations, v1alpha1.AdoptDataflowAnnotation) })
+			},
+		},
+		{
+			name: "connection details ConfigMap belongs to someone else",
+			want: want{v1alpha1.ConditionReady, v1alpha1.ReasonConnectionDetailsConflict, true, []string{"app-config", "spec.writeConnectionDetailsTo.name"}},
+			arrange: func(c *tcase) {
+				theirs := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "app-config"}, Data: map[string]string{"keep": "me"}}
+				if err := suite.Env.Client.Create(context.Background(), theirs); err != nil {
+					c.t.Fatal(err)
+				}
+				c.createSecret(c.goodSecret())
+				c.create(func(cs *v1alpha1.CapillarySource) {
+					cs.Spec.WriteConnectionDetailsTo = &v1alpha1.ConnectionDetailsReference{Name: "app-config"}
+				})
+			},
+			check: func(c *tcase) {
+				theirs := &corev1.ConfigMap{}
+				if err := suite.Env.Client.Get(context.Background(), client.ObjectKey{Namespace: c.ns, Name: "app-config"}, theirs); err != nil || len(theirs.Data) != 1 || theirs.Data["keep"] != "me" {
+					c.t.Errorf("someone else's ConfigMap was written: %v %v", theirs.Data, err)
+				}
+			},
+			// Its owner moves it away; the documented trigger looks again
+			// (an unlabelled ConfigMap is not watched).
+			fix: func(c *tcase) {
+				if err := suite.Env.Client.Delete(context.Background(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: c.ns, Name: "app-config"}}); err != nil {
+					c.t.Fatal(err)
+				}
+				c.requestReconcile("configmap-moved")
+			},
+		},
+		{
 			name: "Retry-After of an hour",
 			want: want{v1alpha1.ConditionDataflowReady, v1alpha1.ReasonAdobeUnavailable, false, []string{"create the dataflow"}},
 			arrange: func(c *tcase) {
@@ -499,6 +588,61 @@ func newCase(t *testing.T) *tcase {
 	}
 	t.Cleanup(func() { adobe.setRule(c.clientID, nil) })
 	return c
+}
+
+// sharedCredential is a create option: the source names the case's
+// ClusterAdobeCredential instead of a Secret of its own.
+func (c *tcase) sharedCredential() func(*v1alpha1.CapillarySource) {
+	return func(cs *v1alpha1.CapillarySource) {
+		cs.Spec.CredentialsSecretRef = v1alpha1.CredentialsSecretReference{}
+		cs.Spec.ClusterCredentialRef = &v1alpha1.ClusterCredentialReference{Name: c.ns}
+	}
+}
+
+// createCredential makes the case's ClusterAdobeCredential (named like its
+// namespace, which it allows), with its Secret in the credentials namespace.
+func (c *tcase) createCredential(mutate func(*v1alpha1.ClusterAdobeCredential)) {
+	c.t.Helper()
+	ctx := context.Background()
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: credentialsNamespace, Name: c.ns}, StringData: c.goodSecret()}
+	if err := suite.Env.Client.Create(ctx, s); err != nil {
+		c.t.Fatal(err)
+	}
+	cred := &v1alpha1.ClusterAdobeCredential{
+		ObjectMeta: metav1.ObjectMeta{Name: c.ns},
+		Spec: v1alpha1.ClusterAdobeCredentialSpec{
+			SecretRef:         v1alpha1.CredentialsSecretReference{Name: c.ns, ClientIDKey: "clientId", ClientSecretKey: "clientSecret"},
+			OrgID:             c.org,
+			AllowedNamespaces: &v1alpha1.AllowedNamespaces{Names: []string{c.ns}},
+		},
+	}
+	if mutate != nil {
+		mutate(cred)
+	}
+	if err := suite.Env.Client.Create(ctx, cred); err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { _ = suite.Env.Client.Delete(context.Background(), cred) })
+	// The credential's own token check is done before the source exists, so
+	// it is not counted against the source's quiet window.
+	localenvtest.WaitUntil(c.t, suite.Timeout, "ClusterAdobeCredential "+cred.Name+" checked", func(ctx context.Context) (bool, error) {
+		if err := suite.Env.Client.Get(ctx, client.ObjectKeyFromObject(cred), cred); err != nil {
+			return false, err
+		}
+		return meta.IsStatusConditionTrue(cred.Status.Conditions, v1alpha1.ConditionReady), nil
+	})
+}
+
+func (c *tcase) updateCredential(mutate func(*v1alpha1.ClusterAdobeCredential)) {
+	c.t.Helper()
+	cred := &v1alpha1.ClusterAdobeCredential{}
+	if err := suite.Env.Client.Get(context.Background(), client.ObjectKey{Name: c.ns}, cred); err != nil {
+		c.t.Fatal(err)
+	}
+	mutate(cred)
+	if err := suite.Env.Client.Update(context.Background(), cred); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 func (c *tcase) goodSecret() map[string]string {

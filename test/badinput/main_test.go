@@ -2,6 +2,7 @@ package badinput_test
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -16,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 
 	"github.com/aepoperator/capillary-operator/internal/emulator"
@@ -46,6 +49,8 @@ var (
 	dyn   dynamic.Interface
 	adobe *proxy
 	op    *localenv.Manager
+	// credentialsNamespace holds the Secrets of the cases' ClusterAdobeCredentials.
+	credentialsNamespace string
 )
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
@@ -76,7 +81,14 @@ func startOperator() (stop func() error, err error) {
 	if adobe, err = newProxy(env.AdobeURL); err != nil {
 		return nil, err
 	}
+	credentials := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "bad-credentials-"}}
+	if err := env.Client.Create(context.Background(), credentials); err != nil {
+		adobe.srv.Close()
+		return nil, fmt.Errorf("credentials namespace: %w", err)
+	}
+	credentialsNamespace = credentials.Name
 	o := env.ManagerOptions()
+	o.ClusterCredentialsNamespace = credentialsNamespace
 	o.IMSURL, o.PlatformURL = adobe.srv.URL, adobe.srv.URL
 	o.HTTPClient = rec.Client()
 	o.ResyncInterval = time.Hour

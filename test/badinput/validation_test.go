@@ -192,16 +192,25 @@ func TestCRDValidationAtApply(t *testing.T) {
 		{name: "an endpoint field the API does not have", mutate: set("spec.platformUrl", "https://attacker.example"), wantField: ".spec.platformUrl", wantType: refusedByApply},
 	}
 
-	ctx := context.Background()
 	ns := localenvtest.NewNamespace(t, suite.Env.Client, "validation")
-	base := sampleObject(t)
+	runApplyCases(t, cases, sampleObject(t), func(ctx context.Context, i int, o obj) error {
+		name := fmt.Sprintf("apply-%02d", i)
+		o["metadata"] = obj{"name": name, "namespace": ns}
+		return apply(ctx, ns, name, o)
+	})
+	t.Run("every rule has a case", func(t *testing.T) {
+		checkRulesCovered(t, "TestCRDValidationAtApply", cases, apiCovered, crdRules(t, localenvtest.CRD(t)))
+	})
+}
+
+// runApplyCases applies each case's manifest (base, mutated) and checks the
+// API server's answer.
+func runApplyCases(t *testing.T, cases []applyCase, base obj, applyOne func(ctx context.Context, i int, o obj) error) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			o := deepCopy(t, base)
-			name := fmt.Sprintf("apply-%02d", i)
-			o["metadata"] = obj{"name": name, "namespace": ns}
 			tc.mutate(o)
-			err := apply(ctx, ns, name, o)
+			err := applyOne(context.Background(), i, o)
 			switch {
 			case tc.wantType == "" && err != nil:
 				t.Fatalf("refused: %v", err)
@@ -229,28 +238,30 @@ func TestCRDValidationAtApply(t *testing.T) {
 			t.Errorf("causes %v, want %s on %q", got, tc.wantType, tc.wantField)
 		})
 	}
-	t.Run("every rule has a case", func(t *testing.T) {
-		covered := map[string]string{}
-		for k, v := range apiCovered {
-			covered[k] = v
+}
+
+// checkRulesCovered: every rule of the CRD has a case, and every case names
+// a rule the CRD has.
+func checkRulesCovered(t *testing.T, test string, cases []applyCase, elsewhere map[string]string, rules []string) {
+	covered := map[string]string{}
+	for k, v := range elsewhere {
+		covered[k] = v
+	}
+	for _, tc := range cases {
+		for _, r := range tc.rules {
+			covered[r] = test + "/" + tc.name
 		}
-		for _, tc := range cases {
-			for _, r := range tc.rules {
-				covered[r] = "TestCRDValidationAtApply/" + tc.name
-			}
+	}
+	for _, r := range rules {
+		if covered[r] == "" {
+			t.Errorf("CRD rule %s has no case: add one to %s", r, test)
 		}
-		rules := crdRules(t)
-		for _, r := range rules {
-			if covered[r] == "" {
-				t.Errorf("CRD rule %s has no case: add one to TestCRDValidationAtApply", r)
-			}
+	}
+	for r, by := range covered {
+		if !slices.Contains(rules, r) {
+			t.Errorf("%s names rule %s, which the CRD does not have", by, r)
 		}
-		for r, by := range covered {
-			if !slices.Contains(rules, r) {
-				t.Errorf("%s names rule %s, which the CRD does not have", by, r)
-			}
-		}
-	})
+	}
 }
 
 // apply is `kubectl apply --server-side`: an apply patch, strict field
@@ -326,9 +337,8 @@ func del(path string) func(obj) {
 // x-kubernetes-list-type, ...), "<path>:required:<field>" and "<path>:rule"
 // for CEL rules. Status is the operator's to write (kubectl apply does not
 // send it through the status subresource), so it is not walked.
-func crdRules(t *testing.T) []string {
+func crdRules(t *testing.T, crd *apiextensionsv1.CustomResourceDefinition) []string {
 	t.Helper()
-	crd := localenvtest.CRD(t)
 	var rules []string
 	var walk func(path string, s *apiextensionsv1.JSONSchemaProps)
 	walk = func(path string, s *apiextensionsv1.JSONSchemaProps) {

@@ -206,6 +206,16 @@ func TestClusterCredentialSharedAcrossNamespaces(t *testing.T) {
 			t.Errorf("%s: %d base connections, want 1 holding the rotated secret", got.Name, n)
 		}
 	}
+
+	// A namespace that lost access can still delete what it made.
+	labelNamespace(t, byLabel, map[string]string{"capillary.example/team": "another"})
+	lost := suite.WaitFor(t, b, "refused again", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonNamespaceNotAllowed))
+	suite.DeleteAndWait(t, lost)
+	for _, kind := range []emulator.Kind{emulator.KindFlow, emulator.KindSourceConnection, emulator.KindTargetConnection, emulator.KindConnection} {
+		if n := len(connectionsOf(emu, kind, lost)); n != 0 {
+			t.Errorf("%d %s left in Adobe after a source without access was deleted", n, kind)
+		}
+	}
 }
 
 // A ClusterAdobeCredential in use is held, with a message naming its users,

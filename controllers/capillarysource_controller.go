@@ -78,6 +78,10 @@ type CapillarySourceReconciler struct {
 	// createStarted: types.NamespacedName → types.UID of the resources this
 	// process began creating objects for (see mayExist).
 	createStarted sync.Map
+	// keptTokens: types.NamespacedName → keptCredential, the access token of
+	// the last pass IMS accepted the credential for, kept for deletion only
+	// (see capillarysource_keptcredential.go).
+	keptTokens sync.Map
 }
 
 // +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
@@ -256,6 +260,7 @@ func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, 
 
 func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
 	r.createStarted.Delete(key)
+	r.keptTokens.Delete(key)
 	forgetMetrics(key)
 	forgetIngestionMetrics(key.Namespace, key.Name)
 }

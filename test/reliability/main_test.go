@@ -8,8 +8,8 @@ package reliability_test
 
 import (
 	"os"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 )

@@ -15,9 +15,6 @@ type Credentials struct {
 	ClientSecret string
 	OrgID        string
 	SandboxName  string
-	// token, when set, is an access token kept in memory from an earlier
-	// pass, used instead of IMS to delete after the Secret went.
-	token string
 }
 
 // key identifies the credential as the IMS token cache does: the client ID
@@ -63,15 +60,11 @@ type FlowServiceConnector struct {
 
 // Connect binds credentials to the client.
 func (c FlowServiceConnector) Connect(creds Credentials) Adobe {
-	tokens := c.Tokens
-	if creds.token != "" {
-		tokens = &keptToken{token: creds.token}
-	}
 	return c.Client.Session(flowservice.Scope{
 		ClientID:     creds.ClientID,
 		ClientSecret: creds.ClientSecret,
 		OrgID:        creds.OrgID,
 		SandboxName:  creds.SandboxName,
-		Tokens:       tokens,
+		Tokens:       c.Tokens,
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/flowservice"
 )
 
 // Deleting a namespace deletes its Secrets at once, often before the
@@ -22,13 +23,16 @@ import (
 // keptCredential is what a source's deletion may use once its Secret is gone.
 type keptCredential struct {
 	uid   types.UID
-	creds Credentials // no client secret; token set
+	creds Credentials // without the client secret
+	token string
 }
 
 // tokenKeeper is an AdobeConnector that can hand out the access token it
-// holds for a credential (from its cache, right after a successful check).
+// holds for a credential (from its cache, right after a successful check),
+// and connect with such a token instead of a client secret.
 type tokenKeeper interface {
 	accessToken(ctx context.Context, creds Credentials) (string, error)
+	connectWithToken(creds Credentials, token string) Adobe
 }
 
 // keepToken records the token of the credential the source just used.
@@ -42,8 +46,7 @@ func (r *CapillarySourceReconciler) keepToken(ctx context.Context, s *scope, cre
 		return
 	}
 	creds.ClientSecret = ""
-	creds.token = token
-	r.keptTokens.Store(client.ObjectKeyFromObject(s.cs), keptCredential{uid: s.cs.UID, creds: creds})
+	r.keptTokens.Store(client.ObjectKeyFromObject(s.cs), keptCredential{uid: s.cs.UID, creds: creds, token: token})
 }
 
 // connectForDelete connects as connect does; when the Secret is gone, with
@@ -55,13 +58,14 @@ func (r *CapillarySourceReconciler) connectForDelete(ctx context.Context, s *sco
 		return err
 	}
 	v, ok := r.keptTokens.Load(client.ObjectKeyFromObject(s.cs))
-	if !ok || v.(keptCredential).uid != s.cs.UID {
+	k, keeper := r.Adobe.(tokenKeeper)
+	if !ok || !keeper || v.(keptCredential).uid != s.cs.UID {
 		se.message += "; no token was kept from an earlier pass (the operator restarted since the Secret went)"
 		return se
 	}
-	kept := v.(keptCredential).creds
-	s.credential = kept.ClientID + "/kept"
-	s.adobe = r.Adobe.Connect(kept)
+	kept := v.(keptCredential)
+	s.credential = kept.creds.ClientID + "/kept"
+	s.adobe = k.connectWithToken(kept.creds, kept.token)
 	s.usingKeptToken = se
 	return nil
 }
@@ -98,6 +102,17 @@ func (k *keptToken) Token(context.Context, string, string) (string, error) {
 }
 
 func (k *keptToken) Invalidate(string) { k.refused.Store(true) }
+
+// connectWithToken binds the credential to the client with one access
+// token and no way to get another.
+func (c FlowServiceConnector) connectWithToken(creds Credentials, token string) Adobe {
+	return c.Client.Session(flowservice.Scope{
+		ClientID:    creds.ClientID,
+		OrgID:       creds.OrgID,
+		SandboxName: creds.SandboxName,
+		Tokens:      &keptToken{token: token},
+	})
+}
 
 // accessToken is the token the connector's token source holds for creds.
 func (c FlowServiceConnector) accessToken(ctx context.Context, creds Credentials) (string, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -69,6 +70,11 @@ func classify(condition, what string, err error) *stepError {
 			code = fmt.Sprintf("HTTP %d", fe.StatusCode)
 		}
 		switch {
+		case fe.StatusCode == http.StatusUnauthorized:
+			// The client renews a rejected token once per call: a second 401
+			// means Platform refuses even a new token for this credential.
+			return terminal(v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonInvalidCredentials,
+				fmt.Sprintf("Adobe refused a newly issued IMS token to %s (%s): the credential's Experience Platform API access may have been withdrawn; check the project in the Adobe Developer Console", what, code), err)
 		case flowservice.IsForbidden(err):
 			return terminal(condition, v1alpha1.ReasonNotEntitled,
 				fmt.Sprintf("Adobe refused to %s (%s): give the Developer Console project Experience Platform API access with the Sources permissions, in this org and sandbox", what, code), err)

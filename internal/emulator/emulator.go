@@ -145,9 +145,9 @@ type Emulator struct {
 	authSchemas   map[string]*paramSchema
 	optionSchemas map[string]*paramSchema
 
-	mu      sync.Mutex // guards the fields below
-	creds   map[string]string
-	tokens  map[string]tokenInfo
+	mu     sync.Mutex // guards the fields below
+	creds  map[string]string
+	tokens map[string]tokenInfo
 	// refused holds client IDs whose tokens Platform refuses (RefuseTokens).
 	refused map[string]bool
 	store   store

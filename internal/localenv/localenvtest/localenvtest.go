@@ -61,6 +61,9 @@ type Suite struct {
 	ClientID, ClientSecret string
 	// Emulator configures the Adobe emulator.
 	Emulator emulator.Options
+	// ControlPlane configures the control plane (a fixed CertDir, for tests
+	// that restart kube-apiserver).
+	ControlPlane controlplane.Options
 	// Timeout bounds WaitFor and WaitGone; default 60s.
 	Timeout time.Duration
 	// Setup runs once the environment is up, before the tests; the teardown
@@ -110,7 +113,7 @@ func (s *Suite) Main(m *testing.M) int {
 		}
 		emu.Credentials[s.ClientID] = s.ClientSecret
 	}
-	env, err := localenv.Start(localenv.Options{Emulator: emu, ValidateRequests: SpecsAvailable()})
+	env, err := localenv.Start(localenv.Options{Emulator: emu, ValidateRequests: SpecsAvailable(), ControlPlane: s.ControlPlane})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start local environment:", err)
 		return 1

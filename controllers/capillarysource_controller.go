@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
@@ -129,7 +130,8 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	// within the reconcile's deadline.
 	chainCtx, cancel := context.WithTimeout(ctx, cmp.Or(r.ReconcileTimeout, DefaultReconcileTimeout))
 	defer cancel()
-	err := deadlineReached(chainCtx, r.reconcileNormal(chainCtx, s))
+	prevCredentials := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionCredentialsReady).DeepCopy()
+	err := refusedAgain(prevCredentials, deadlineReached(chainCtx, r.reconcileNormal(chainCtx, s)))
 
 	// 6: Summarise into Ready / Reconciling / Stalled and write status if it
 	// changed, with a grace period of its own after the deadline.

@@ -60,7 +60,7 @@ func (r *CapillarySourceReconciler) connectForDelete(ctx context.Context, s *sco
 	v, ok := r.keptTokens.Load(client.ObjectKeyFromObject(s.cs))
 	k, keeper := r.Adobe.(tokenKeeper)
 	if !ok || !keeper || v.(keptCredential).uid != s.cs.UID {
-		se.message += "; no token was kept from an earlier pass (the operator restarted since the Secret went)"
+		se.message += "; and no access token was kept from an earlier pass to delete with (the operator keeps one in memory only: a restart loses it)"
 		return se
 	}
 	kept := v.(keptCredential)

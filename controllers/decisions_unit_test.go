@@ -378,10 +378,11 @@ func TestUnitClassify(t *testing.T) {
 			want: want{cond, v1alpha1.ReasonAdobeUnavailable, false, 0},
 		},
 		// The client has renewed the token once already: a new token was
-		// refused too (issue 16, token revoked).
+		// refused too. Retried once with backoff; refusedAgain makes the
+		// second pass in a row terminal (issue 16, token revoked).
 		"401 from the gateway": {
 			err:  &flowservice.Error{RequestID: requestID, StatusCode: 401, Code: "401013"},
-			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonInvalidCredentials, true, 0},
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonAdobeUnavailable, false, 0},
 		},
 		"404 (callers handle it first)": {
 			err:  &flowservice.Error{RequestID: requestID, StatusCode: 404},

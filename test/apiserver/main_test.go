@@ -21,7 +21,7 @@ const (
 )
 
 var (
-	suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret, Timeout: 3 * time.Minute}
+	suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret, Timeout: 3 * time.Minute, LeakCheck: true}
 	// rec records the operator's requests for the final secret scan.
 	rec = suite.NewRecorder("", nil)
 )

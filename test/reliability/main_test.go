@@ -20,7 +20,7 @@ const (
 )
 
 var (
-	suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret, Timeout: 2 * time.Minute}
+	suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret, Timeout: 2 * time.Minute, LeakCheck: true}
 	// rec records the operator's requests for the final secret scan.
 	rec = suite.NewRecorder("", nil)
 )

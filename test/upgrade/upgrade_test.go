@@ -40,7 +40,7 @@ const (
 )
 
 var (
-	suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret, Timeout: 2 * time.Minute}
+	suite = &localenvtest.Suite{ClientID: clientID, ClientSecret: clientSecret, Timeout: 2 * time.Minute, LeakCheck: true}
 	rec   = suite.NewRecorder("", nil)
 )
 

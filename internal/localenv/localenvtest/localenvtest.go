@@ -208,7 +208,8 @@ func (s *Suite) scan() int {
 // write loops on either side: the emulator and the API server clients live
 // as long as the environment), nor apimachinery's watch.Filter loop, which
 // leaks when a metadata watch is stopped with an event in hand
-// (kubernetes/kubernetes#113254; test/soak bounds it).
+// (kubernetes/kubernetes#113254; test/soak bounds it), nor envtest's wait
+// on a kube-apiserver process a test restarted.
 func GoroutineLeaks(opts ...goleak.Option) error {
 	if t, ok := http.DefaultTransport.(*http.Transport); ok {
 		t.CloseIdleConnections()
@@ -221,6 +222,9 @@ func GoroutineLeaks(opts ...goleak.Option) error {
 		goleak.IgnoreAnyFunction("net/http.(*conn).serve"),
 		goleak.IgnoreAnyFunction("net/http.(*http2serverConn).serve"),
 		goleak.IgnoreTopFunction("k8s.io/apimachinery/pkg/watch.(*filteredWatch).loop"),
+		// envtest waiting on a kube-apiserver the tests restarted: part of
+		// the environment, which lives until after the check.
+		goleak.IgnoreAnyFunction("sigs.k8s.io/controller-runtime/pkg/internal/testing/process.(*State).Start.func1"),
 	)
 	return goleak.Find(opts...)
 }

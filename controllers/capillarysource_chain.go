@@ -182,6 +182,7 @@ func (r *CapillarySourceReconciler) connect(ctx context.Context, s *scope, purpo
 	if err := s.adobe.CheckCredentials(ctx); err != nil {
 		return classify(v1alpha1.ConditionCredentialsReady, "issue a token", err)
 	}
+	r.keepToken(ctx, s, creds)
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
@@ -80,6 +81,10 @@ type CapillarySourceReconciler struct {
 	// createStarted: types.NamespacedName → types.UID of the resources this
 	// process began creating objects for (see mayExist).
 	createStarted sync.Map
+	// keptTokens: types.NamespacedName → keptCredential, the access token of
+	// the last pass IMS accepted the credential for, kept for deletion only
+	// (see capillarysource_keptcredential.go).
+	keptTokens sync.Map
 }
 
 // +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
@@ -127,7 +132,8 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	// within the reconcile's deadline.
 	chainCtx, cancel := context.WithTimeout(ctx, cmp.Or(r.ReconcileTimeout, DefaultReconcileTimeout))
 	defer cancel()
-	err := deadlineReached(chainCtx, r.reconcileNormal(chainCtx, s))
+	prevCredentials := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionCredentialsReady).DeepCopy()
+	err := refusedAgain(prevCredentials, deadlineReached(chainCtx, r.reconcileNormal(chainCtx, s)))
 
 	// 6: Summarise into Ready / Reconciling / Stalled and write status if it
 	// changed, with a grace period of its own after the deadline.
@@ -311,6 +317,7 @@ func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, 
 
 func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
 	r.createStarted.Delete(key)
+	r.keptTokens.Delete(key)
 	forgetMetrics(key)
 	forgetIngestionMetrics(key.Namespace, key.Name)
 }

@@ -80,7 +80,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 	if s.mayExist = r.mayExist(s.cs); !s.mayExist {
 		return nil
 	}
-	if err := r.connect(ctx, s, forDelete); err != nil {
+	if err := r.connectForDelete(ctx, s); err != nil {
 		return err
 	}
 	for i := len(chain) - 1; i >= 0; i-- {
@@ -91,7 +91,7 @@ func (r *CapillarySourceReconciler) deleteAdobeObjects(ctx context.Context, s *s
 			if werr := r.saveProgress(ctx, s); werr != nil {
 				return werr
 			}
-			return err
+			return r.keptTokenRefused(s, err)
 		}
 	}
 	return nil

@@ -44,6 +44,9 @@ type scope struct {
 	// adobe is bound to it; both set by connect.
 	credential string
 	adobe      Adobe
+	// usingKeptToken, set when a deletion goes on with the token kept from
+	// an earlier pass, is the missing-Secret failure it stands in for.
+	usingKeptToken *stepError
 	// secret is the credential's Secret, read by connect; in memory only.
 	secret *corev1.Secret
 	// secretRef names its keys: the source's own, or its ClusterAdobeCredential's.

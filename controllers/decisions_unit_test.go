@@ -377,9 +377,12 @@ func TestUnitClassify(t *testing.T) {
 			err:  &flowservice.Error{RequestID: requestID, StatusCode: 400, Code: "FLOW-1103-400"},
 			want: want{cond, v1alpha1.ReasonAdobeUnavailable, false, 0},
 		},
+		// The client has renewed the token once already: a new token was
+		// refused too. Retried once with backoff; refusedAgain makes the
+		// second pass in a row terminal (issue 16, token revoked).
 		"401 from the gateway": {
 			err:  &flowservice.Error{RequestID: requestID, StatusCode: 401, Code: "401013"},
-			want: want{cond, v1alpha1.ReasonAdobeUnavailable, false, 0},
+			want: want{v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonAdobeUnavailable, false, 0},
 		},
 		"404 (callers handle it first)": {
 			err:  &flowservice.Error{RequestID: requestID, StatusCode: 404},

@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/flowservice"
@@ -33,7 +36,9 @@ type stepError struct {
 	// kubernetes failures are the API server's, not Adobe's: they are left
 	// to the workqueue's backoff and not counted in status.failures.
 	kubernetes bool
-	err        error
+	// tokenRefused: Platform refused a token IMS had just issued.
+	tokenRefused bool
+	err          error
 }
 
 func (e *stepError) Error() string {
@@ -69,6 +74,14 @@ func classify(condition, what string, err error) *stepError {
 			code = fmt.Sprintf("HTTP %d", fe.StatusCode)
 		}
 		switch {
+		case fe.StatusCode == http.StatusUnauthorized:
+			// The client renews a rejected token once per call: a second 401
+			// means Platform refused a new token too. Once is retried with
+			// backoff (a token may be refused in passing); twice in a row is
+			// terminal (refusedAgain).
+			return &stepError{condition: v1alpha1.ConditionCredentialsReady, reason: v1alpha1.ReasonAdobeUnavailable,
+				message:      fmt.Sprintf("%s to %s (%s); retrying with backoff", tokenRefusedMessage, what, code),
+				tokenRefused: true, err: err}
 		case flowservice.IsForbidden(err):
 			return terminal(condition, v1alpha1.ReasonNotEntitled,
 				fmt.Sprintf("Adobe refused to %s (%s): give the Developer Console project Experience Platform API access with the Sources permissions, in this org and sandbox", what, code), err)
@@ -126,6 +139,34 @@ func deadlineReached(ctx context.Context, err error) error {
 	}
 	return &stepError{condition: condition, reason: v1alpha1.ReasonReconcileTimeout, err: err,
 		message: "the reconcile reached its deadline (--reconcile-timeout) with work left; what was done is recorded and the next pass goes on from there"}
+}
+
+// tokenRefusedMessage begins the message of a pass whose new token
+// Platform refused.
+const tokenRefusedMessage = "Adobe refused a newly issued IMS token"
+
+// refusedAgain makes a refused new token terminal when the pass before
+// ended on a refused new token too, or on refused credentials: Platform does
+// not accept this credential (its API access withdrawn), and retrying with
+// backoff would only ask IMS for token after token.
+// prev is the CredentialsReady condition as the pass found it.
+func refusedAgain(prev *metav1.Condition, err error) error {
+	var se *stepError
+	if !errors.As(err, &se) || !se.tokenRefused {
+		return err
+	}
+	c := prev
+	if c == nil || c.Status != metav1.ConditionFalse ||
+		(c.Reason != v1alpha1.ReasonInvalidCredentials && !strings.HasPrefix(c.Message, tokenRefusedMessage)) {
+		return err
+	}
+	var fe *flowservice.Error
+	code := "401"
+	if errors.As(err, &fe) && fe.Code != "" {
+		code = fe.Code
+	}
+	return terminal(v1alpha1.ConditionCredentialsReady, v1alpha1.ReasonInvalidCredentials,
+		fmt.Sprintf("Adobe refused newly issued IMS tokens for this credential in two passes in a row (%s): its Experience Platform API access may have been withdrawn; check the project and its product profiles in the Adobe Developer Console", code), se.err)
 }
 
 // kubernetesError is a failed request to the Kubernetes API server.

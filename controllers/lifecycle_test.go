@@ -310,8 +310,11 @@ func TestDeletionPolicies(t *testing.T) {
 
 // Deleting with the credentials gone does not hang silently: the condition
 // says what to do, and switching to Orphan lets the resource go.
+// The operator keeps, in memory, the token of the last good pass for
+// deletion (test/reliability shows a namespace teardown); an operator
+// restarted after the Secret went has none, and says what to do.
 func TestDeleteWithoutCredentialsSaysWhatToDo(t *testing.T) {
-	startOperator(t)
+	m := startOperator(t)
 	ns := newNamespace(t)
 	suite.CreateSecret(t, ns, "temp", clientID, clientSecret)
 	cs := localenvtest.NewSource(ns, "orphan-me")
@@ -321,6 +324,11 @@ func TestDeleteWithoutCredentialsSaysWhatToDo(t *testing.T) {
 	if err := suite.Env.Client.Delete(context.Background(), &corev1.Secret{ObjectMeta: metaOf(ns, "temp")}); err != nil {
 		t.Fatal(err)
 	}
+	suite.WaitFor(t, cs, "Stalled/SecretNotFound", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonSecretNotFound))
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	startOperator(t)
 	if err := suite.Env.Client.Delete(context.Background(), got); err != nil {
 		t.Fatal(err)
 	}

@@ -4,11 +4,18 @@
 package controlplane
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
+	"strings"
+	"time"
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -74,6 +81,14 @@ type Options struct {
 	CRDDir string
 	// ExtraAPIServerFlags are set on kube-apiserver (flag name without dashes).
 	ExtraAPIServerFlags map[string]string
+	// CertDir, when set, is where kube-apiserver keeps its serving
+	// certificates; a fixed one lets StopAPIServer and StartAPIServer restart
+	// it with the same CA (the caller removes the directory).
+	CertDir string
+	// APIServerStopTimeout bounds a graceful stop of kube-apiserver (it waits
+	// for open watches, about 20s by default); past it, the process is
+	// killed, as in a crash. Zero keeps envtest's default.
+	APIServerStopTimeout time.Duration
 }
 
 // Start boots the control plane and installs the CRDs.
@@ -93,6 +108,12 @@ func Start(opts Options) (*ControlPlane, error) {
 		BinaryAssetsDirectory: AssetsDir(),
 		CRDDirectoryPaths:     []string{crdDir},
 		ErrorIfCRDPathMissing: true,
+	}
+	if opts.CertDir != "" {
+		env.ControlPlane.GetAPIServer().CertDir = opts.CertDir
+	}
+	if opts.APIServerStopTimeout > 0 {
+		env.ControlPlane.GetAPIServer().StopTimeout = opts.APIServerStopTimeout
 	}
 	if len(opts.ExtraAPIServerFlags) > 0 {
 		args := env.ControlPlane.GetAPIServer().Configure()
@@ -114,6 +135,75 @@ func (c *ControlPlane) KubeconfigBytes() ([]byte, error) {
 		return nil, fmt.Errorf("add admin user: %w", err)
 	}
 	return user.KubeConfig()
+}
+
+// StopAPIServer stops kube-apiserver alone; etcd keeps running. Clients
+// see connections refused until StartAPIServer. A stop that outlasts
+// Options.APIServerStopTimeout ends with the process killed, which is not
+// an error here.
+func (c *ControlPlane) StopAPIServer() error {
+	err := c.env.ControlPlane.GetAPIServer().Stop()
+	if err != nil && strings.HasPrefix(err.Error(), "timeout waiting for process") {
+		return nil
+	}
+	return err
+}
+
+// StartAPIServer starts kube-apiserver again on the same port, with the same
+// certificates when Options.CertDir was set, and waits until it is healthy.
+func (c *ControlPlane) StartAPIServer() error {
+	return c.env.ControlPlane.GetAPIServer().Start()
+}
+
+// CompactEtcd compacts etcd's history up to its current revision, as its
+// periodic compaction does: a watch resumed from an older resource version
+// is answered 410 Gone. It answers the revision compacted at.
+func (c *ControlPlane) CompactEtcd(ctx context.Context) (int64, error) {
+	etcdURL := c.env.ControlPlane.Etcd.URL
+	if etcdURL == nil {
+		return 0, errors.New("etcd is not running")
+	}
+	var head struct {
+		Header struct {
+			Revision string `json:"revision"`
+		} `json:"header"`
+	}
+	// etcd's JSON gateway: keys are base64; "AA==" is the key "\x00".
+	if err := postJSON(ctx, etcdURL.String()+"/v3/kv/range", `{"key":"AA=="}`, &head); err != nil {
+		return 0, fmt.Errorf("read etcd's revision: %w", err)
+	}
+	rev, err := strconv.ParseInt(head.Header.Revision, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("etcd revision %q: %w", head.Header.Revision, err)
+	}
+	if err := postJSON(ctx, etcdURL.String()+"/v3/kv/compaction", fmt.Sprintf(`{"revision":"%d","physical":true}`, rev), nil); err != nil {
+		return 0, fmt.Errorf("compact etcd at %d: %w", rev, err)
+	}
+	return rev, nil
+}
+
+func postJSON(ctx context.Context, url, body string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d: %s", url, resp.StatusCode, b)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(b, out)
 }
 
 // Stop shuts the control plane down and removes its temporary files.

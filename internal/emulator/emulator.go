@@ -145,9 +145,11 @@ type Emulator struct {
 	authSchemas   map[string]*paramSchema
 	optionSchemas map[string]*paramSchema
 
-	mu      sync.Mutex // guards the fields below
-	creds   map[string]string
-	tokens  map[string]tokenInfo
+	mu     sync.Mutex // guards the fields below
+	creds  map[string]string
+	tokens map[string]tokenInfo
+	// refused holds client IDs whose tokens Platform refuses (RefuseTokens).
+	refused map[string]bool
 	store   store
 	srv     *http.Server
 	baseURL string
@@ -193,6 +195,7 @@ func New(opts Options) (*Emulator, error) {
 		rejectMap:  set(opts.RejectMappings),
 		creds:      map[string]string{},
 		tokens:     map[string]tokenInfo{},
+		refused:    map[string]bool{},
 		store:      newStore(),
 		baseURL:    strings.TrimSuffix(opts.BaseURL, "/"),
 	}
@@ -349,6 +352,32 @@ func (e *Emulator) RemoveCredential(clientID string) {
 		if info.clientID == clientID {
 			delete(e.tokens, tok)
 		}
+	}
+}
+
+// RevokeTokens invalidates every token issued to clientID before it
+// expires, as IMS does when it revokes them: Platform answers 401 401013 to
+// them. New tokens are issued as before.
+func (e *Emulator) RevokeTokens(clientID string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for tok, info := range e.tokens {
+		if info.clientID == clientID {
+			delete(e.tokens, tok)
+		}
+	}
+}
+
+// RefuseTokens makes Platform answer 401 401013 to every token of clientID,
+// those issued later included, until it is called with false: a credential
+// IMS still issues tokens for whose Platform access was withdrawn.
+func (e *Emulator) RefuseTokens(clientID string, refuse bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if refuse {
+		e.refused[clientID] = true
+	} else {
+		delete(e.refused, clientID)
 	}
 }
 

@@ -79,7 +79,7 @@ func (e *Emulator) lookupToken(token string) (tokenInfo, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	info, ok := e.tokens[token]
-	if !ok || !e.clock().Before(info.expires) {
+	if !ok || !e.clock().Before(info.expires) || e.refused[info.clientID] {
 		return tokenInfo{}, false
 	}
 	return info, true

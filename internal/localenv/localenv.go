@@ -31,6 +31,9 @@ type Options struct {
 	// emulator refuses any request that strays from Adobe's wire format. When
 	// the specs cannot be found, Start fails.
 	ValidateRequests bool
+	// ControlPlane configures the control plane (a fixed CertDir, for tests
+	// that restart kube-apiserver).
+	ControlPlane controlplane.Options
 }
 
 // Env is a running control plane and emulator.
@@ -65,7 +68,7 @@ func Start(opts Options) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start Adobe emulator: %w", err)
 	}
-	cp, err := controlplane.Start(controlplane.Options{})
+	cp, err := controlplane.Start(opts.ControlPlane)
 	if err != nil {
 		_ = emu.Close()
 		return nil, err
@@ -106,7 +109,13 @@ type Manager struct {
 
 // StartManager runs the operator with opts until Stop.
 func (e *Env) StartManager(opts manager.Options) (*Manager, error) {
-	mgr, err := manager.New(e.Config, opts)
+	return e.StartManagerWithConfig(e.Config, opts)
+}
+
+// StartManagerWithConfig runs the operator with opts against cfg (a copy of
+// Config with a wrapped transport, say) until Stop.
+func (e *Env) StartManagerWithConfig(cfg *rest.Config, opts manager.Options) (*Manager, error) {
+	mgr, err := manager.New(cfg, opts)
 	if err != nil {
 		return nil, err
 	}

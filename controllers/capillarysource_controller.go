@@ -10,6 +10,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
@@ -71,6 +73,11 @@ type CapillarySourceReconciler struct {
 	ReconcileTimeout time.Duration
 	// MaxConcurrentReconciles is the number of parallel workers.
 	MaxConcurrentReconciles int
+	// RestartSpread: the first time this process sees a source that is
+	// settled (Ready, its generation and any manual trigger handled), its
+	// check waits a random part of its resync interval instead of running at
+	// once, so a restart does not re-read every source in one burst.
+	RestartSpread bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -78,6 +85,9 @@ type CapillarySourceReconciler struct {
 	// createStarted: types.NamespacedName → types.UID of the resources this
 	// process began creating objects for (see mayExist).
 	createStarted sync.Map
+	// seen: types.NamespacedName → types.UID of the resources this process
+	// has reconciled at least once (RestartSpread).
+	seen sync.Map
 }
 
 // +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
@@ -103,6 +113,13 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	// 2: Being deleted: clean up in Adobe per deletionPolicy, then let go.
 	if !cs.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
+	}
+
+	// 2b: Right after a start, a settled source is checked later, at a
+	// random moment of its resync interval: no Adobe call, no write.
+	if wait, spread := r.spreadFirstCheck(cs); spread {
+		log.V(1).Info("settled before this start: first check spread over the resync interval", "wait", wait)
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
 	// 3: The finalizer goes on before anything exists in Adobe.
@@ -254,7 +271,41 @@ func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, 
 	return ok && v.(types.UID) == uid
 }
 
+// spreadFirstCheck decides, on this process's first reconcile of a source,
+// whether its check can wait: only when it is settled, that is Ready (not
+// warming up), its generation and any manual trigger handled, no failure
+// pending and its finalizer on. A source created, changed or triggered
+// while the operator was down is not settled and goes ahead at once. The
+// wait is uniform over one resync interval, so N settled sources are read
+// at N per interval from the start, as in steady state; the price is that
+// drift made while the operator was down is found within one interval
+// rather than at once.
+func (r *CapillarySourceReconciler) spreadFirstCheck(cs *v1alpha1.CapillarySource) (time.Duration, bool) {
+	if !r.RestartSpread {
+		return 0, false
+	}
+	key := client.ObjectKeyFromObject(cs)
+	if prev, loaded := r.seen.Swap(key, cs.UID); loaded && prev.(types.UID) == cs.UID {
+		return 0, false
+	}
+	if !settled(cs) {
+		return 0, false
+	}
+	return time.Duration(rand.Float64() * float64(r.resyncInterval(cs))), true
+}
+
+// settled: Ready for the current generation, nothing left to do but the
+// periodic check.
+func settled(cs *v1alpha1.CapillarySource) bool {
+	ready := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady)
+	_, requested := (&scope{cs: cs}).reconcileRequested()
+	return ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == cs.Generation &&
+		cs.Status.ObservedGeneration == cs.Generation && !requested && cs.Status.Failures == 0 &&
+		cs.Status.DataflowID != "" && controllerutil.ContainsFinalizer(cs, v1alpha1.Finalizer)
+}
+
 func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
+	r.seen.Delete(key)
 	r.createStarted.Delete(key)
 	forgetMetrics(key)
 	forgetIngestionMetrics(key.Namespace, key.Name)

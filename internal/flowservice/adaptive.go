@@ -50,7 +50,9 @@ const (
 // the ceiling); after that, additive increase while calls succeed and the
 // rate is in use, multiplicative decrease on a 429. One decrease per
 // congestion event: a 429 answering a call sent before the last decrease
-// tells nothing new and is ignored.
+// tells nothing new and is ignored. A 429 met with little traffic drops the
+// rate to what was used, and slow start (up to a threshold, TCP's ssthresh)
+// brings it back once there is work.
 type AIMD struct {
 	// Ceiling is the rate never exceeded (--adobe-qps).
 	Ceiling float64
@@ -58,8 +60,11 @@ type AIMD struct {
 	// ceiling, when lower).
 	Floor float64
 
-	rate         float64
-	slowStart    bool
+	rate      float64
+	slowStart bool
+	// threshold: after a 429, the rate regrows by slow start up to here (β ×
+	// the rate when the 429 came), then additively, as TCP's ssthresh.
+	threshold    float64
 	last         time.Time // last increase computed up to here
 	lastDecrease time.Time
 	// accepted counts answered (non-429) calls per bucket of the window,
@@ -137,9 +142,12 @@ func (a *AIMD) Accepted(now time.Time) float64 {
 	if a.rate >= a.Ceiling || a.acceptedRate() < adaptiveBusyShare*a.rate {
 		return a.rate
 	}
-	if a.slowStart {
+	switch {
+	case a.slowStart:
 		a.rate *= math.Exp2(dt)
-	} else {
+	case a.rate < a.threshold:
+		a.rate = min(a.rate*math.Exp2(dt), a.threshold)
+	default:
 		a.rate += max(AdaptiveIncrease, AdaptiveIncreaseShare*a.rate) * dt
 	}
 	if a.rate >= a.Ceiling {
@@ -156,9 +164,20 @@ func (a *AIMD) Throttled(now, sentAt time.Time) (float64, bool) {
 	if !a.lastDecrease.IsZero() && sentAt.Before(a.lastDecrease) {
 		return a.rate, false
 	}
+	// Busy (the rate in use): what Adobe accepted is what it allows, and
+	// the rate restarts from β × that. Not busy (few calls, a 429 anyway: the
+	// credential's quota is shared with something else): the rate drops to
+	// β × the calls actually made, and slow start takes it back to β × the
+	// old rate once there is work.
+	acc := a.acceptedRate()
+	busy := acc >= adaptiveBusyShare*a.rate
 	base := a.rate
-	if acc := a.acceptedRate(); acc > 0 && acc < base {
+	if acc > 0 && acc < base {
 		base = acc
+	}
+	a.threshold = max(a.floor(), AdaptiveDecrease*base)
+	if !busy {
+		a.threshold = max(a.floor(), AdaptiveDecrease*a.rate)
 	}
 	a.rate = max(a.floor(), AdaptiveDecrease*base)
 	a.slowStart = false

@@ -113,6 +113,13 @@ func TestAIMD(t *testing.T) {
 			ceiling: 100, start: 60, events: []event{{ms: 0}, {ms: 1000, n: 60}, {ms: 2000, n: 60}},
 			wantMin: 60 * (1 + AdaptiveIncreaseShare), wantMax: 60 * (1 + 2*AdaptiveIncreaseShare) * 1.001,
 		},
+		"a 429 with little traffic: down to what was used, then slow start back to β × the old rate": {
+			// At 40/s using 2/s, a 429; then a busy stretch: doubling up to 32.
+			ceiling: 100, start: 40, events: []event{{ms: 0}, {ms: 1000, n: 2}, {ms: 1000, throttled: true, sentMs: 999},
+				{ms: 2000, n: 2}, {ms: 3000, n: 4}, {ms: 4000, n: 8}, {ms: 5000, n: 16}, {ms: 6000, n: 32}, {ms: 7000, n: 32}},
+			// (then additive increase from 32 for what is left of the run)
+			wantMin: AdaptiveDecrease * 40, wantMax: AdaptiveDecrease*40 + 2, wantDecreases: 1,
+		},
 		"the ceiling holds in additive increase": {
 			ceiling: 8, start: 7.9, events: []event{{ms: 0}, {ms: 1000, n: 8}, {ms: 2000, n: 8}},
 			wantMin: 8, wantMax: 8,
@@ -186,14 +193,20 @@ func TestAdaptiveLimiterAppliesTheRate(t *testing.T) {
 	if l.Rate() != AdaptiveInitialQPS || l.lim.Burst() != int(AdaptiveInitialQPS) {
 		t.Fatalf("start: rate %.1f burst %d, want %.0f and %.0f", l.Rate(), l.lim.Burst(), AdaptiveInitialQPS, AdaptiveInitialQPS)
 	}
-	l.Observe(now.Add(-time.Millisecond), false)
+	for range 10 { // a busy second at the start rate
+		now = now.Add(100 * time.Millisecond)
+		l.Observe(now.Add(-time.Millisecond), false)
+	}
 	now = now.Add(10 * time.Millisecond)
 	l.Observe(now.Add(-time.Millisecond), true)
-	want := AdaptiveDecrease * AdaptiveInitialQPS
-	if float64(l.lim.Limit()) != want || l.lim.Burst() != int(want) {
-		t.Errorf("after a 429: bucket at %.2f/s burst %d, want %.2f and %d", float64(l.lim.Limit()), l.lim.Burst(), want, int(want))
+	got := l.Rate()
+	if got >= AdaptiveInitialQPS || got < AdaptiveDecrease*(AdaptiveInitialQPS-1) {
+		t.Fatalf("after a 429: rate %.2f, want about %.0f × %.0f", got, AdaptiveDecrease, AdaptiveInitialQPS)
 	}
-	if len(reported) == 0 || reported[len(reported)-1] != want {
-		t.Errorf("reported rates %v, want the last %.2f", reported, want)
+	if float64(l.lim.Limit()) != got || l.lim.Burst() != int(got) {
+		t.Errorf("after a 429: bucket at %.2f/s burst %d, want %.2f and %d", float64(l.lim.Limit()), l.lim.Burst(), got, int(got))
+	}
+	if len(reported) == 0 || reported[len(reported)-1] != got {
+		t.Errorf("reported rates %v, want the last %.2f", reported, got)
 	}
 }

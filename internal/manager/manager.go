@@ -68,9 +68,9 @@ type Options struct {
 	// RestartSpread: after a start, a source that is Ready and whose
 	// generation was handled is first checked at a random moment within its
 	// resync interval instead of at once (--restart-spread).
-	RestartSpread bool
-	AdobeTimeout            time.Duration
-	AdobeMaxAttempts        int
+	RestartSpread    bool
+	AdobeTimeout     time.Duration
+	AdobeMaxAttempts int
 
 	MetricsAddr             string
 	SecureMetrics           bool

@@ -521,7 +521,7 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 	}
 	r.Options = st0.Options
 	r.Bound = throughputBound(n, cfg.Latency, st0.Options)
-	b.logf("N=%d: manager up (resync %s, %d workers, %.0f qps burst %d per org); bound %.1fs, target %.1fs; creating %d sources",
+	b.logf("N=%d: manager up (resync %s, %d workers, %.0f qps burst %d per credential); bound %.1fs, target %.1fs; creating %d sources",
 		n, st0.Options.ResyncInterval, st0.Options.MaxConcurrentReconciles, st0.Options.AdobeQPS, st0.Options.AdobeBurst, r.Bound.Seconds, r.Bound.TargetSeconds, n)
 	b.env.Emulator.ResetCalls()
 

@@ -5,8 +5,10 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -86,8 +88,10 @@ type CapillarySourceReconciler struct {
 	// process began creating objects for (see mayExist).
 	createStarted sync.Map
 	// seen: types.NamespacedName → types.UID of the resources this process
-	// has reconciled at least once (RestartSpread).
-	seen sync.Map
+	// has reconciled at least once (RestartSpread); spread counts the first
+	// checks it spread.
+	seen   sync.Map
+	spread atomic.Int64
 }
 
 // +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
@@ -247,13 +251,18 @@ func (r *CapillarySourceReconciler) backoff(n int32) time.Duration {
 // resyncInterval is when a Ready resource is next checked: the flag or the
 // resource's annotation, jittered ±10% so resyncs spread out.
 func (r *CapillarySourceReconciler) resyncInterval(cs *v1alpha1.CapillarySource) time.Duration {
+	return jitter(r.resyncBase(cs), 0.1)
+}
+
+// resyncBase is the resource's resync interval before jitter.
+func (r *CapillarySourceReconciler) resyncBase(cs *v1alpha1.CapillarySource) time.Duration {
 	d := r.ResyncInterval
 	if v, ok := cs.Annotations[v1alpha1.ResyncIntervalAnnotation]; ok {
 		if parsed, err := time.ParseDuration(v); err == nil {
 			d = max(parsed, minResyncInterval)
 		}
 	}
-	return jitter(d, 0.1)
+	return d
 }
 
 func jitter(d time.Duration, fraction float64) time.Duration {
@@ -276,8 +285,8 @@ func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, 
 // warming up), its generation and any manual trigger handled, no failure
 // pending and its finalizer on. A source created, changed or triggered
 // while the operator was down is not settled and goes ahead at once. The
-// wait is uniform over one resync interval, so N settled sources are read
-// at N per interval from the start, as in steady state; the price is that
+// waits cover one resync interval evenly, so N settled sources are read at
+// N per interval from the start, as in steady state; the price is that
 // drift made while the operator was down is found within one interval
 // rather than at once.
 func (r *CapillarySourceReconciler) spreadFirstCheck(cs *v1alpha1.CapillarySource) (time.Duration, bool) {
@@ -291,8 +300,17 @@ func (r *CapillarySourceReconciler) spreadFirstCheck(cs *v1alpha1.CapillarySourc
 	if !settled(cs) {
 		return 0, false
 	}
-	return time.Duration(rand.Float64() * float64(r.resyncInterval(cs))), true
+	// The k-th settled source seen gets the fractional part of k·φ of the
+	// interval (a Weyl sequence): any stretch of the interval receives its
+	// share of the N checks, give or take a few, where independent random
+	// offsets would bunch (at N=1000 over 10m, 10 s windows of 17 ± 8).
+	k := r.spread.Add(1)
+	frac := math.Mod(float64(k)*goldenRatioConjugate, 1)
+	return time.Duration(frac * float64(r.resyncBase(cs))), true
 }
+
+// goldenRatioConjugate is φ − 1, the step of the most even Weyl sequence.
+const goldenRatioConjugate = 0.6180339887498949
 
 // settled: Ready for the current generation, nothing left to do but the
 // periodic check.

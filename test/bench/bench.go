@@ -772,9 +772,15 @@ func (b *bench) removeSources(ctx context.Context, keys []string) error {
 
 // baselineArgs make a manager behave as main did at 702ccd3 where this
 // issue's changes have flags: no restart spread, a fixed 20 calls/s limiter
-// with a burst of 40.
+// with a burst of 40 per org (the org-wide ceiling; each credential's own
+// fixed bucket is no tighter).
 func baselineArgs() []string {
-	return []string{"--restart-spread=false", "--adobe-adaptive=false", fmt.Sprintf("--adobe-qps=%.0f", flowservice.FixedQPS), "--adobe-burst=40"}
+	return append([]string{"--restart-spread=false"}, baselineLimiterArgs()...)
+}
+
+func baselineLimiterArgs() []string {
+	q := fmt.Sprintf("%.0f", flowservice.FixedQPS)
+	return []string{"--adobe-adaptive=false", "--adobe-qps=" + q, "--adobe-burst=40", "--adobe-org-qps=" + q, "--adobe-org-burst=40"}
 }
 
 // restartSample is the Adobe call rate in the window after a restart.

@@ -43,7 +43,7 @@ var limiterModes = []struct {
 	args []string
 }{
 	{"adaptive (defaults)", nil},
-	{fmt.Sprintf("fixed %.0f/s (baseline)", flowservice.FixedQPS), []string{"--adobe-adaptive=false", fmt.Sprintf("--adobe-qps=%.0f", flowservice.FixedQPS), "--adobe-burst=40"}},
+	{fmt.Sprintf("fixed %.0f/s (baseline)", flowservice.FixedQPS), baselineLimiterArgs()},
 }
 
 // limiterPhase measures every server limit in cfg.Limits with each mode.

@@ -68,7 +68,7 @@ test-chaos: envtest ## The reliability drills at full size, with their figures: 
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" CHAOS_FULL=1 $(GO) test ./test/chaos/... ./test/ha/... ./test/upgrade/... ./test/apiserver/... ./test/reliability/... ./test/soak/... -p 1 -count=1 -timeout 90m -v -run 'TestChaos|TestLeaderFailover|TestUpgrade|TestAPIServer|TestStatusWrite|TestLongAdobeOutage|TestToken|TestNamespaceTeardown|TestSoak'
 
 .PHONY: bench
-bench: envtest ## The scale benchmark (N=100 and 1000, ~9 min; BENCH_FLAGS="-n 5000", ~40 min). Report under test/bench/out; see docs/performance.md.
+bench: envtest ## The scale benchmark (N=100 and 1000, then the limiter phase at 10/s and 50/s: ~40 min; BENCH_FLAGS="-n 5000", ~40 min). Report under test/bench/out; see docs/performance.md.
 	KUBEBUILDER_ASSETS="$$(hack/setup-envtest.sh)" $(GO) run ./test/bench $(BENCH_FLAGS)
 
 ##@ Build and run

@@ -32,6 +32,8 @@ func main() {
 	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
+	memLimit, why := manager.ApplyMemoryLimit()
+	log.Info("Go memory limit", "bytes", memLimit, "from", why)
 
 	cfg, err := ctrl.GetConfig()
 	if err != nil {

@@ -298,9 +298,17 @@ func (r *CapillarySourceReconciler) create(ctx context.Context, s *scope, c exte
 	obs, err := c.Create(ctx)
 	if obs.id != "" {
 		*c.id() = obs.id
-		s.changed("Created", "Create", "Created "+k.title+" "+obs.id)
-		if werr := r.saveProgress(ctx, s); werr != nil {
-			return obs, werr
+		// One event names every object the pass created (finish sends it).
+		s.adobeChanged = true
+		s.created = append(s.created, k.title+" "+obs.id)
+		// A kind Adobe can find by name is found again after a crash
+		// (createStartedAt is on record, so mayExist holds): its ID rides
+		// with the next status write. A kind it cannot find (the mapping
+		// set) has its ID written at once, before the next call.
+		if _, findable := c.(finder); !findable {
+			if werr := r.saveProgress(ctx, s); werr != nil {
+				return obs, werr
+			}
 		}
 	}
 	if err != nil {

@@ -5,12 +5,15 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
@@ -74,6 +77,11 @@ type CapillarySourceReconciler struct {
 	ClusterCredentialsNamespace string
 	// MaxConcurrentReconciles is the number of parallel workers.
 	MaxConcurrentReconciles int
+	// RestartSpread: the first time this process sees a source that is
+	// settled (Ready, its generation and any manual trigger handled), its
+	// check waits a random part of its resync interval instead of running at
+	// once, so a restart does not re-read every source in one burst.
+	RestartSpread bool
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -85,6 +93,11 @@ type CapillarySourceReconciler struct {
 	// the last pass IMS accepted the credential for, kept for deletion only
 	// (see capillarysource_keptcredential.go).
 	keptTokens sync.Map
+	// seen: types.NamespacedName → types.UID of the resources this process
+	// has reconciled at least once (RestartSpread); spread counts the first
+	// checks it spread.
+	seen   sync.Map
+	spread atomic.Int64
 }
 
 // +kubebuilder:rbac:groups=sources.aepoperator.dev,resources=capillarysources,verbs=get;list;watch;update;patch
@@ -110,6 +123,13 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	// 2: Being deleted: clean up in Adobe per deletionPolicy, then let go.
 	if !cs.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, s)
+	}
+
+	// 2b: Right after a start, a settled source is checked later, at a
+	// random moment of its resync interval: no Adobe call, no write.
+	if wait, spread := r.spreadFirstCheck(cs); spread {
+		log.V(1).Info("settled before this start: first check spread over the resync interval", "wait", wait)
+		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
 	// 3: The finalizer goes on before anything exists in Adobe.
@@ -291,13 +311,18 @@ func (r *CapillarySourceReconciler) backoff(n int32) time.Duration {
 // resyncInterval is when a Ready resource is next checked: the flag or the
 // resource's annotation, jittered ±10% so resyncs spread out.
 func (r *CapillarySourceReconciler) resyncInterval(cs *v1alpha1.CapillarySource) time.Duration {
+	return jitter(r.resyncBase(cs), 0.1)
+}
+
+// resyncBase is the resource's resync interval before jitter.
+func (r *CapillarySourceReconciler) resyncBase(cs *v1alpha1.CapillarySource) time.Duration {
 	d := r.ResyncInterval
 	if v, ok := cs.Annotations[v1alpha1.ResyncIntervalAnnotation]; ok {
 		if parsed, err := time.ParseDuration(v); err == nil {
 			d = max(parsed, minResyncInterval)
 		}
 	}
-	return jitter(d, 0.1)
+	return d
 }
 
 func jitter(d time.Duration, fraction float64) time.Duration {
@@ -315,7 +340,50 @@ func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, 
 	return ok && v.(types.UID) == uid
 }
 
+// spreadFirstCheck decides, on this process's first reconcile of a source,
+// whether its check can wait: only when it is settled, that is Ready (not
+// warming up), its generation and any manual trigger handled, no failure
+// pending and its finalizer on. A source created, changed or triggered
+// while the operator was down is not settled and goes ahead at once. The
+// waits cover one resync interval evenly, so N settled sources are read at
+// N per interval from the start, as in steady state; the price is that
+// drift made while the operator was down is found within one interval
+// rather than at once.
+func (r *CapillarySourceReconciler) spreadFirstCheck(cs *v1alpha1.CapillarySource) (time.Duration, bool) {
+	if !r.RestartSpread {
+		return 0, false
+	}
+	key := client.ObjectKeyFromObject(cs)
+	if prev, loaded := r.seen.Swap(key, cs.UID); loaded && prev.(types.UID) == cs.UID {
+		return 0, false
+	}
+	if !settled(cs) {
+		return 0, false
+	}
+	// The k-th settled source seen gets the fractional part of k·φ of the
+	// interval (a Weyl sequence): any stretch of the interval receives its
+	// share of the N checks, give or take a few, where independent random
+	// offsets would bunch (at N=1000 over 10m, 10 s windows of 17 ± 8).
+	k := r.spread.Add(1)
+	frac := math.Mod(float64(k)*goldenRatioConjugate, 1)
+	return time.Duration(frac * float64(r.resyncBase(cs))), true
+}
+
+// goldenRatioConjugate is φ − 1, the step of the most even Weyl sequence.
+const goldenRatioConjugate = 0.6180339887498949
+
+// settled: Ready for the current generation, nothing left to do but the
+// periodic check.
+func settled(cs *v1alpha1.CapillarySource) bool {
+	ready := meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady)
+	_, requested := (&scope{cs: cs}).reconcileRequested()
+	return ready != nil && ready.Status == metav1.ConditionTrue && ready.ObservedGeneration == cs.Generation &&
+		cs.Status.ObservedGeneration == cs.Generation && !requested && cs.Status.Failures == 0 &&
+		cs.Status.DataflowID != "" && controllerutil.ContainsFinalizer(cs, v1alpha1.Finalizer)
+}
+
 func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
+	r.seen.Delete(key)
 	r.createStarted.Delete(key)
 	r.keptTokens.Delete(key)
 	forgetMetrics(key)

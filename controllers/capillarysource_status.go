@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -67,6 +68,9 @@ type scope struct {
 	drift []string
 	// clusterCredential is the ClusterAdobeCredential the source uses, if any.
 	clusterCredential *v1alpha1.ClusterAdobeCredential
+	// created names the objects this reconcile created ("source connection
+	// <id>"), for the one Created event finish sends.
+	created []string
 }
 
 func (r *CapillarySourceReconciler) newScope(cs *v1alpha1.CapillarySource) *scope {
@@ -157,6 +161,7 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 	log := logf.FromContext(ctx)
 	cs := s.cs
 	var result ctrl.Result
+	s.reportCreated()
 
 	if token, requested := s.reconcileRequested(); requested {
 		cs.Status.LastHandledReconcileAt = token
@@ -280,6 +285,17 @@ func (s *scope) progressing(condType, message string) {
 	if !meta.IsStatusConditionTrue(s.cs.Status.Conditions, v1alpha1.ConditionReady) {
 		s.set(v1alpha1.ConditionReady, metav1.ConditionFalse, v1alpha1.ReasonProgressing, message)
 	}
+}
+
+// reportCreated sends one Created event naming every object this pass
+// created, in the order they were made (one event, not one per object: a
+// Kubernetes write each).
+func (s *scope) reportCreated() {
+	if len(s.created) == 0 {
+		return
+	}
+	s.event(corev1.EventTypeNormal, "Created", "Create", "Created "+strings.Join(s.created, ", "))
+	s.created = nil
 }
 
 // changed records a change this reconcile made in Adobe, with its event.

@@ -470,6 +470,8 @@ type harness struct {
 	key    types.NamespacedName
 	now    time.Time
 	events []string // "Type/Reason" of every event so far
+	// eventNotes are the events as recorded ("Type Reason note").
+	eventNotes []string
 }
 
 // newHarness stores cs and objs (the Secret, usually) in a fake API server.
@@ -527,6 +529,7 @@ drain:
 			}
 			if f := strings.Fields(e); len(f) >= 2 {
 				h.events = append(h.events, f[0]+"/"+f[1])
+				h.eventNotes = append(h.eventNotes, e)
 			}
 		default:
 			break drain
@@ -551,6 +554,7 @@ func (h *harness) settle() *v1alpha1.CapillarySource {
 	}
 	h.adobe.ResetCalls()
 	h.events = nil
+	h.eventNotes = nil
 	return cs
 }
 

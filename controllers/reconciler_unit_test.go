@@ -178,7 +178,7 @@ func TestUnitReconcileFirstPass(t *testing.T) {
 			wantConds:  readyConds(v1alpha1.ReasonSucceeded),
 			wantMapID:  fakeMappingID,
 			wantState:  flowservice.StateEnabled,
-			wantEvents: []string{"Normal/Created", "Normal/Created", "Normal/Created", "Normal/Created"},
+			wantEvents: []string{"Normal/Created"}, // one event names all four objects
 		},
 		"without mappings": {
 			mutate: func(cs *v1alpha1.CapillarySource) { cs.Spec.Mappings = nil },
@@ -190,7 +190,7 @@ func TestUnitReconcileFirstPass(t *testing.T) {
 				return c
 			}(),
 			wantState:  flowservice.StateEnabled,
-			wantEvents: []string{"Normal/Created", "Normal/Created", "Normal/Created"},
+			wantEvents: []string{"Normal/Created"},
 		},
 		"suspended from the start": {
 			mutate: func(cs *v1alpha1.CapillarySource) { cs.Spec.Suspend = true },
@@ -199,7 +199,7 @@ func TestUnitReconcileFirstPass(t *testing.T) {
 			wantConds:  readyConds(v1alpha1.ReasonSuspended),
 			wantMapID:  fakeMappingID,
 			wantState:  flowservice.StateDisabled,
-			wantEvents: []string{"Normal/Created", "Normal/Created", "Normal/Created", "Normal/Created", "Normal/Suspended"},
+			wantEvents: []string{"Normal/Suspended", "Normal/Created"},
 		},
 	}
 	for name, tc := range cases {
@@ -391,14 +391,15 @@ func TestUnitReconcileLaterPassLooksUpByName(t *testing.T) {
 			if gotIDs != tc.wantIDs {
 				t.Errorf("IDs = %v, want %v", gotIDs, tc.wantIDs)
 			}
+			// One Created event names every object the pass created.
 			created := 0
-			for _, e := range h.events {
-				if e == "Normal/Created" {
-					created++
+			for _, e := range h.eventNotes {
+				if strings.HasPrefix(e, "Normal Created ") {
+					created += strings.Count(e, ",") + 1
 				}
 			}
 			if created != tc.wantCreated {
-				t.Errorf("%d Created events, want %d (%v)", created, tc.wantCreated, h.events)
+				t.Errorf("%d objects named in Created events, want %d (%v)", created, tc.wantCreated, h.eventNotes)
 			}
 		})
 	}

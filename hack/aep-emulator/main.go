@@ -54,6 +54,7 @@ type config struct {
 	connectionAuth                                        emulator.ConnectionAuth
 	hmacOverlap                                           time.Duration
 	inletWarmup                                           time.Duration
+	rateLimit                                             emulator.RateLimit
 }
 
 func parseFlags(args []string, out io.Writer) (*config, error) {
@@ -67,7 +68,8 @@ Serves a local Adobe Experience Platform for tests and demos: IMS
 (POST /ims/token/v3), Flow Service (/data/foundation/flowservice) and Data Prep
 (/data/foundation/conversion), plus flows' inlet URLs (/collection/{id} and
 /collection/batch/{id}) and a JSON introspection API under /__emulator/
-(state, calls, faults, expire-tokens, objects/{kind}/{id}, runs, records).
+(state, calls, faults, ratelimit, expire-tokens, objects/{kind}/{id}, runs,
+records).
 Events posted to an inlet go through the flow's mapping set and are counted
 into hourly runs, read with GET /data/foundation/flowservice/runs. Use the printed
 URL as both the operator's --ims-url and --platform-url.
@@ -109,6 +111,8 @@ Flags:
 	fl.Float64Var(&c.faults.RateLostResponse, "rate-lost", 0, "probability [0,1] of carrying out a targeted request and then losing its response")
 	fl.StringVar(&c.lostMode, "lost-mode", string(emulator.LostMode500), `how a response is lost: "500" (answer 500 Internal Error) or "drop" (close the connection)`)
 	fl.Float64Var(&c.faults.RateTokenExpiry, "rate-token-expiry", 0, "probability [0,1] that a targeted Platform request finds its token expired (the token is invalidated, the answer is 401 401013)")
+	fl.Float64Var(&c.rateLimit.PerSecond, "rate-limit", 0, "the gateway's limit: Platform requests per second per credential (x-api-key); beyond it 429 with Retry-After, nothing done (0: no limit)")
+	fl.IntVar(&c.rateLimit.Burst, "rate-limit-burst", 0, "burst of --rate-limit (0: one second's worth)")
 	fl.StringVar(&c.faultOps, "fault-ops", "", "comma-separated operations the faults and latency apply to (default: all)")
 
 	fl.Var(&c.unentitled, "unentitled-org", "org ID whose Platform requests get 403 FLOW-2118-403; repeatable")
@@ -235,6 +239,7 @@ func run(args []string, stderr io.Writer) error {
 		ConnectionAuth:    c.connectionAuth,
 		HMACSecretOverlap: c.hmacOverlap,
 		InletWarmup:       c.inletWarmup,
+		RateLimit:         c.rateLimit,
 	})
 	if err != nil {
 		return fmt.Errorf("create emulator: %w", err)

@@ -62,6 +62,10 @@ type Options struct {
 	SpecValidator RequestValidator
 	// Faults configures fault injection; it can be changed with SetFaults.
 	Faults Faults
+	// RateLimit is the gateway's per-credential limit (429 with
+	// Retry-After beyond it); zero: none. It can be changed with
+	// SetRateLimit. See docs/emulator.md, "Rate limit".
+	RateLimit RateLimit
 	// StateFile, when set, is loaded by New and rewritten after every change,
 	// so a restarted emulator keeps its objects (not its tokens).
 	StateFile string
@@ -128,6 +132,7 @@ type Emulator struct {
 	lifetime  time.Duration
 	validator RequestValidator
 	faults    *faultInjector
+	limits    gatewayLimiter
 	calls     callRecorder
 	mux       *http.ServeMux
 
@@ -181,6 +186,9 @@ func New(opts Options) (*Emulator, error) {
 	if opts.InletWarmup < 0 {
 		return nil, errors.New("inlet warm-up must not be negative")
 	}
+	if err := opts.RateLimit.Validate(); err != nil {
+		return nil, err
+	}
 	e := &Emulator{
 		opts:       opts,
 		log:        opts.Logger,
@@ -199,6 +207,7 @@ func New(opts Options) (*Emulator, error) {
 		store:      newStore(),
 		baseURL:    strings.TrimSuffix(opts.BaseURL, "/"),
 	}
+	e.limits.set(opts.RateLimit)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}

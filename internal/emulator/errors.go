@@ -13,8 +13,11 @@ const HeaderEmulatorReason = "X-Emulator-Reason"
 
 // Values of HeaderEmulatorReason.
 const (
-	ReasonFault503      = "fault-503"
-	ReasonFault429      = "fault-429"
+	ReasonFault503 = "fault-503"
+	ReasonFault429 = "fault-429"
+	// ReasonRateLimited marks a 429 of the gateway's rate limit (RateLimit),
+	// as opposed to an injected one.
+	ReasonRateLimited   = "rate-limited"
 	ReasonFaultLost     = "fault-lost-response"
 	ReasonSpecViolation = "openapi-validation"
 	// ReasonFaultTokenExpiry is only logged: the 401 it causes is Adobe's own.

@@ -16,6 +16,8 @@ import (
 //	DELETE /__emulator/calls                 reset the counts
 //	GET    /__emulator/faults                current Faults
 //	POST   /__emulator/faults                replace Faults (same JSON)
+//	GET    /__emulator/ratelimit             current RateLimit ({perSecond,burst})
+//	POST   /__emulator/ratelimit             replace RateLimit (same JSON)
 //	POST   /__emulator/expire-tokens         expire every issued token
 //	DELETE /__emulator/objects/{kind}/{id}   out-of-band deletion (Vanish)
 //	GET    /__emulator/runs[?flowId=]        Runs (counts, status, the run as served)
@@ -53,6 +55,23 @@ func (e *Emulator) introspectMux() *http.ServeMux {
 			return
 		}
 		writeJSON(w, http.StatusOK, e.Faults())
+	})
+	mux.HandleFunc("GET "+p+"/ratelimit", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, e.RateLimit())
+	})
+	mux.HandleFunc("POST "+p+"/ratelimit", func(w http.ResponseWriter, r *http.Request) {
+		var l RateLimit
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+		dec.DisallowUnknownFields()
+		err := dec.Decode(&l)
+		if err == nil {
+			err = e.SetRateLimit(l)
+		}
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, e.RateLimit())
 	})
 	mux.HandleFunc("POST "+p+"/expire-tokens", func(w http.ResponseWriter, r *http.Request) {
 		e.ExpireTokens()

@@ -94,8 +94,9 @@ func (e *Emulator) routes() *http.ServeMux {
 	return mux
 }
 
-// serve runs one Adobe request through latency, fault injection, the
-// gateway checks, spec validation and the handler, and counts it.
+// serve runs one Adobe request through latency, the gateway's rate limit,
+// fault injection, the gateway checks, spec validation and the handler, and
+// counts it.
 func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	start := time.Now()
 	rc := &reqCtx{op: rt.op, requestID: newUUID()}
@@ -106,6 +107,19 @@ func (e *Emulator) serve(w http.ResponseWriter, r *http.Request, rt route) {
 	if d.delay > 0 {
 		if err := e.sleep(r.Context(), d.delay); err != nil {
 			return // the caller went away
+		}
+	}
+
+	// The gateway's per-credential limit comes first: beyond it nothing is
+	// done, whatever fault was drawn.
+	if rt.class == classPlatform {
+		if ok, wait := e.limits.admit(r.Header.Get("x-api-key"), e.clock()); !ok {
+			rc.clientID = clientHint(r, rt)
+			w.Header().Set("Retry-After", retryAfterValue(retryAfterSeconds(wait)))
+			w.Header().Set(HeaderEmulatorReason, ReasonRateLimited)
+			gatewayError(w, http.StatusTooManyRequests, "429050", "Too many requests")
+			e.finish(rt, rc, r, http.StatusTooManyRequests, ReasonRateLimited, start, 0)
+			return
 		}
 	}
 

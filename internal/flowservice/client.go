@@ -4,7 +4,8 @@
 //
 // Every call names the credential, org and sandbox it acts for (Scope), so one
 // Client serves every CapillarySource. The Client adds the Platform headers,
-// bounds each request in time, spreads calls per org with a token bucket,
+// bounds each request in time, paces calls per credential with an adaptive
+// token bucket (and optionally per org),
 // retries what Adobe documents as transient, renews a rejected IMS token once,
 // and turns every error body into one typed *Error.
 package flowservice
@@ -40,13 +41,16 @@ const (
 	DataPrepPath    = "/data/foundation/conversion"
 
 	DefaultRequestTimeout = 30 * time.Second
-	// DefaultQPS and DefaultBurst bound calls per org (also the manager's
-	// --adobe-qps and --adobe-burst defaults). Adobe documents no Flow Service
-	// rate limit; sized in docs/performance.md, 20 calls/s per org carries 5000
-	// sources at the 10m resync (8.3 reads/s) with more than half the rate left
-	// for new work.
-	DefaultQPS   = 20.0
+	// DefaultQPS and DefaultBurst bound calls per credential (also the
+	// manager's --adobe-qps and --adobe-burst defaults). With the adaptive
+	// limiter (the default) they are the ceiling it never exceeds: the rate
+	// itself is found from Adobe's 429s (adaptive.go, docs/performance.md).
+	// A fixed limiter (WithAdaptive(false)) runs at them.
+	DefaultQPS   = 100.0
 	DefaultBurst = 40
+	// FixedQPS is the per-org rate the operator shipped before the limiter
+	// became adaptive (the baseline of docs/performance.md).
+	FixedQPS = 20.0
 
 	// maxResponseBytes bounds how much of a response is read.
 	maxResponseBytes = 16 << 20
@@ -90,7 +94,9 @@ type TokenSource interface {
 	Invalidate(accessToken string)
 }
 
-// Limiter paces requests; *rate.Limiter implements it.
+// Limiter paces requests; *rate.Limiter and *AdaptiveLimiter implement it.
+// A Limiter that is also an Observer is told how each request it let
+// through was answered.
 type Limiter interface {
 	Wait(ctx context.Context) error
 }
@@ -151,9 +157,13 @@ type Client struct {
 
 	qps        float64
 	burst      int
-	newLimiter func(orgID string) Limiter
+	adaptive   bool
+	orgQPS     float64
+	orgBurst   int
+	newLimiter func(clientID string) Limiter
 	limMu      sync.Mutex
 	limiters   map[string]Limiter
+	orgLimits  map[string]*rate.Limiter
 }
 
 // Option configures a Client.
@@ -175,14 +185,28 @@ func WithRequestTimeout(d time.Duration) Option { return func(c *Client) { c.tim
 // their defaults.
 func WithRetryPolicy(p RetryPolicy) Option { return func(c *Client) { c.retry = p } }
 
-// WithRateLimit sets the per-org token bucket: qps requests a second on
-// average, bursts up to burst. qps <= 0 disables the limit.
+// WithRateLimit sets the per-credential token bucket: qps requests a second
+// on average, bursts up to burst. With the adaptive limiter (the default)
+// they are its ceiling. qps <= 0 disables the limit.
 func WithRateLimit(qps float64, burst int) Option {
 	return func(c *Client) { c.qps, c.burst = qps, burst }
 }
 
-// WithLimiterFactory replaces the per-org token bucket (tests count Waits).
-func WithLimiterFactory(f func(orgID string) Limiter) Option {
+// WithAdaptive chooses between the adaptive limiter (true, the default: the
+// rate is found from Adobe's 429s, up to WithRateLimit's qps) and a fixed
+// token bucket at WithRateLimit's qps (false).
+func WithAdaptive(on bool) Option { return func(c *Client) { c.adaptive = on } }
+
+// WithOrgRateLimit adds an org-wide ceiling over every credential of an
+// org: a fixed token bucket of qps and burst per org, waited on after the
+// credential's own. qps <= 0 (the default) sets none.
+func WithOrgRateLimit(qps float64, burst int) Option {
+	return func(c *Client) { c.orgQPS, c.orgBurst = qps, burst }
+}
+
+// WithLimiterFactory replaces the per-credential limiter (tests count
+// Waits); it is called once per client ID.
+func WithLimiterFactory(f func(clientID string) Limiter) Option {
 	return func(c *Client) { c.newLimiter = f }
 }
 
@@ -214,7 +238,9 @@ func New(opts ...Option) (*Client, error) {
 		jitter:     equalJitter,
 		qps:        DefaultQPS,
 		burst:      DefaultBurst,
+		adaptive:   true,
 		limiters:   map[string]Limiter{},
+		orgLimits:  map[string]*rate.Limiter{},
 	}
 	for _, o := range opts {
 		o(c)
@@ -237,11 +263,16 @@ func New(opts ...Option) (*Client, error) {
 		c.retry.MaxRetryAfter = DefaultRetryPolicy.MaxRetryAfter
 	}
 	if c.newLimiter == nil {
-		qps, burst := c.qps, c.burst
-		c.newLimiter = func(string) Limiter {
+		qps, burst, adaptive, now := c.qps, c.burst, c.adaptive, c.now
+		c.newLimiter = func(clientID string) Limiter {
 			if qps <= 0 {
 				return rate.NewLimiter(rate.Inf, 0)
 			}
+			if adaptive {
+				gauge := rateLimitQPS.WithLabelValues(clientID)
+				return NewAdaptiveLimiter(qps, burst, now, gauge.Set)
+			}
+			rateLimitQPS.WithLabelValues(clientID).Set(qps)
 			return rate.NewLimiter(rate.Limit(qps), max(burst, 1))
 		}
 	}
@@ -258,15 +289,46 @@ func equalJitter(d time.Duration) time.Duration {
 	return half + rand.N(d-half+1)
 }
 
-func (c *Client) limiter(orgID string) Limiter {
+// limiter is the credential's limiter: Adobe I/O limits apply per
+// Developer Console project, that is per credential (client ID).
+func (c *Client) limiter(clientID string) Limiter {
 	c.limMu.Lock()
 	defer c.limMu.Unlock()
-	l, ok := c.limiters[orgID]
+	l, ok := c.limiters[clientID]
 	if !ok {
-		l = c.newLimiter(orgID)
-		c.limiters[orgID] = l
+		l = c.newLimiter(clientID)
+		c.limiters[clientID] = l
 	}
 	return l
+}
+
+// orgLimiter is the org-wide ceiling, nil when none is set.
+func (c *Client) orgLimiter(orgID string) *rate.Limiter {
+	if c.orgQPS <= 0 {
+		return nil
+	}
+	c.limMu.Lock()
+	defer c.limMu.Unlock()
+	l, ok := c.orgLimits[orgID]
+	if !ok {
+		l = rate.NewLimiter(rate.Limit(c.orgQPS), max(c.orgBurst, 1))
+		c.orgLimits[orgID] = l
+	}
+	return l
+}
+
+// waitTurn waits for the credential's limiter, then the org's ceiling.
+func (c *Client) waitTurn(ctx context.Context, s Scope) (Limiter, error) {
+	l := c.limiter(s.ClientID)
+	if err := l.Wait(ctx); err != nil {
+		return l, rateWaitError(ctx, "per-credential", err)
+	}
+	if ol := c.orgLimiter(s.OrgID); ol != nil {
+		if err := ol.Wait(ctx); err != nil {
+			return l, rateWaitError(ctx, "per-org", err)
+		}
+	}
+	return l, nil
 }
 
 // call describes one API operation.
@@ -320,15 +382,20 @@ func (c *Client) do(ctx context.Context, s Scope, cl call, out any) error {
 	backoff := c.retry.delays()
 	renewedToken := false
 	for attempt := 1; ; attempt++ {
-		if err := c.limiter(s.OrgID).Wait(ctx); err != nil {
-			return rateWaitError(ctx, err)
+		lim, err := c.waitTurn(ctx, s)
+		if err != nil {
+			return err
 		}
 		token, err := tokens.Token(ctx, s.ClientID, s.ClientSecret)
 		if err != nil {
 			return fmt.Errorf("get IMS token: %w", err)
 		}
 
+		sentAt := c.now()
 		status, header, respBody, err := c.send(ctx, cl, s, token, body)
+		if o, ok := lim.(Observer); ok && err == nil {
+			o.Observe(sentAt, status == http.StatusTooManyRequests)
+		}
 		if err != nil {
 			log.V(1).Info("Adobe request failed", "attempt", attempt, "error", err.Error())
 			if ctx.Err() == nil && cl.idempotent && IsRetryable(err) && attempt < c.retry.MaxAttempts {
@@ -414,12 +481,12 @@ func (c *Client) wait(ctx context.Context, log logr.Logger, d time.Duration, att
 // rateWaitError explains a refused rate-limit wait. rate.Limiter refuses a
 // wait that would pass ctx's deadline up front, with a plain error; with a
 // deadline set, that is what a refusal means, so it is marked as one.
-func rateWaitError(ctx context.Context, err error) error {
+func rateWaitError(ctx context.Context, which string, err error) error {
 	_, hasDeadline := ctx.Deadline()
 	if hasDeadline && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("wait for the per-org rate limit: %w: %w", err, context.DeadlineExceeded)
+		return fmt.Errorf("wait for the %s rate limit: %w: %w", which, err, context.DeadlineExceeded)
 	}
-	return fmt.Errorf("wait for the per-org rate limit: %w", err)
+	return fmt.Errorf("wait for the %s rate limit: %w", which, err)
 }
 
 // send makes one HTTP request and reads the whole answer within the

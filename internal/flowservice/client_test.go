@@ -278,50 +278,99 @@ func TestNetworkFailures(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	t.Run("every try waits on its org's bucket", func(t *testing.T) {
+	t.Run("every try waits on its credential's bucket", func(t *testing.T) {
 		env := newEnv(t, sequence(answer(503, `{}`), nil))
 		other := testScope()
-		other.OrgID = "OTHER@AdobeOrg"
+		other.ClientID = "other-client"
+		sameOrgOtherCredential := other
 		ctx := context.Background()
-		for _, s := range []Scope{testScope(), testScope(), other} {
+		for _, s := range []Scope{testScope(), testScope(), sameOrgOtherCredential} {
 			if _, err := env.client.Session(s).GetFlow(ctx, flowID); err != nil {
 				t.Fatal(err)
 			}
 		}
-		// The first call was retried once: 2 + 1 waits for the first org.
-		want := map[string]int{testOrg: 3, "OTHER@AdobeOrg": 1}
+		// The first call was retried once: 2 + 1 waits for the first
+		// credential; the org's other credential has a bucket of its own.
+		want := map[string]int{testClientID: 3, "other-client": 1}
 		if diff := cmp.Diff(want, env.limits.waits); diff != "" {
-			t.Errorf("waits per org (-want +got):\n%s", diff)
+			t.Errorf("waits per credential (-want +got):\n%s", diff)
 		}
 		if n := env.rec.count(); n != 4 {
 			t.Errorf("requests = %d, want 4", n)
 		}
 	})
-	t.Run("token bucket from WithRateLimit", func(t *testing.T) {
+	for _, adaptive := range []bool{false, true} {
+		t.Run(fmt.Sprintf("token bucket from WithRateLimit (adaptive %v)", adaptive), func(t *testing.T) {
+			rec := newRecorder(t, adobeLike)
+			c, err := New(WithBaseURL(rec.URL), WithTokenSource(&fakeTokens{}), WithRateLimit(0.001, 1), WithAdaptive(adaptive))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
+				t.Fatalf("first call within the burst: %v", err)
+			}
+			// The next token is ~1000s away; rate.Limiter refuses at once rather
+			// than wait past the deadline, so no real time passes here.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			if _, err := c.Session(testScope()).GetFlow(ctx, flowID); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("second call through an empty bucket: err = %v, want a deadline hit", err)
+			}
+			other := testScope()
+			other.ClientID = "other-client"
+			if _, err := c.Session(other).GetFlow(ctx, flowID); err != nil {
+				t.Errorf("another credential of the org has its own bucket: %v", err)
+			}
+			if n := rec.count(); n != 2 {
+				t.Errorf("requests = %d, want 2", n)
+			}
+		})
+	}
+	t.Run("org-wide ceiling over the org's credentials", func(t *testing.T) {
 		rec := newRecorder(t, adobeLike)
-		c, err := New(WithBaseURL(rec.URL), WithTokenSource(&fakeTokens{}), WithRateLimit(0.001, 1))
+		c, err := New(WithBaseURL(rec.URL), WithTokenSource(&fakeTokens{}), WithRateLimit(1000, 1000), WithOrgRateLimit(0.001, 1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
-			t.Fatalf("first call within the burst: %v", err)
+			t.Fatalf("first call within the org's burst: %v", err)
 		}
-		// The next token is ~1000s away; rate.Limiter refuses at once rather
-		// than wait past the deadline, so no real time passes here.
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		if _, err := c.Session(testScope()).GetFlow(ctx, flowID); !errors.Is(err, context.DeadlineExceeded) {
-			t.Fatalf("second call through an empty bucket: err = %v, want a deadline hit", err)
-		}
 		other := testScope()
-		other.OrgID = "OTHER@AdobeOrg"
-		if _, err := c.Session(other).GetFlow(ctx, flowID); err != nil {
-			t.Errorf("another org has its own bucket: %v", err)
+		other.ClientID = "other-client"
+		if _, err := c.Session(other).GetFlow(ctx, flowID); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("another credential of the same org: err = %v, want a deadline hit on the org's ceiling", err)
 		}
-		if n := rec.count(); n != 2 {
-			t.Errorf("requests = %d, want 2", n)
+		otherOrg := other
+		otherOrg.OrgID = "OTHER@AdobeOrg"
+		if _, err := c.Session(otherOrg).GetFlow(ctx, flowID); err != nil {
+			t.Errorf("another org has its own ceiling: %v", err)
 		}
 	})
+	t.Run("the adaptive limiter hears every answer", func(t *testing.T) {
+		obs := &observingLimiter{}
+		env := newEnv(t, sequence(answer(429, `{}`), nil), WithLimiterFactory(func(string) Limiter { return obs }))
+		if _, err := env.client.Session(testScope()).GetFlow(context.Background(), flowID); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff([]bool{true, false}, obs.throttled); diff != "" {
+			t.Errorf("answers observed, throttled or not (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// observingLimiter lets everything through and records what it observes.
+type observingLimiter struct {
+	mu        sync.Mutex
+	throttled []bool
+}
+
+func (l *observingLimiter) Wait(context.Context) error { return nil }
+func (l *observingLimiter) Observe(_ time.Time, throttled bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.throttled = append(l.throttled, throttled)
 }
 
 func TestEmptyItemsIsNotFound(t *testing.T) {

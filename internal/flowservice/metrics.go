@@ -19,6 +19,11 @@ var (
 		Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
 	}, []string{"operation"})
 
+	rateLimitQPS = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "capillary_adobe_rate_limit_qps",
+		Help: "Calls per second the client allows itself to Adobe, per credential (client ID): the adaptive limiter's current rate, or the fixed rate.",
+	}, []string{"client_id"})
+
 	registerOnce sync.Once
 )
 
@@ -26,7 +31,7 @@ var (
 // once per process, however many clients are built.
 func registerMetrics() {
 	registerOnce.Do(func() {
-		metrics.Registry.MustRegister(requestsTotal, requestDuration)
+		metrics.Registry.MustRegister(requestsTotal, requestDuration, rateLimitQPS)
 	})
 }
 

@@ -60,8 +60,19 @@ type Options struct {
 	MaxConcurrentReconciles int
 	AdobeQPS                float64
 	AdobeBurst              int
-	AdobeTimeout            time.Duration
-	AdobeMaxAttempts        int
+	// AdobeAdaptive: the per-credential rate is found from Adobe's 429s, up
+	// to AdobeQPS (--adobe-adaptive); off, it is AdobeQPS, fixed.
+	AdobeAdaptive bool
+	// AdobeOrgQPS and AdobeOrgBurst: an optional org-wide ceiling over all of
+	// an org's credentials (--adobe-org-qps; 0: none).
+	AdobeOrgQPS   float64
+	AdobeOrgBurst int
+	// RestartSpread: after a start, a source that is Ready and whose
+	// generation was handled is first checked at a random moment within its
+	// resync interval instead of at once (--restart-spread).
+	RestartSpread    bool
+	AdobeTimeout     time.Duration
+	AdobeMaxAttempts int
 
 	MetricsAddr             string
 	SecureMetrics           bool
@@ -99,12 +110,14 @@ func Defaults() Options {
 		RetryMaxDelay:        controllers.DefaultRetryMaxDelay,
 		ReconcileTimeout:     controllers.DefaultReconcileTimeout,
 		InletWarmup:          controllers.DefaultInletWarmup,
-		// Sized in docs/performance.md: 10 workers keep the per-org rate
-		// (flowservice.DefaultQPS) busy when an Adobe call takes up to half a
-		// second.
+		// Sized in docs/performance.md: 10 workers keep 20 calls/s busy when
+		// an Adobe call takes up to half a second.
 		MaxConcurrentReconciles: 10,
 		AdobeQPS:                flowservice.DefaultQPS,
 		AdobeBurst:              flowservice.DefaultBurst,
+		AdobeAdaptive:           true,
+		AdobeOrgBurst:           flowservice.DefaultBurst,
+		RestartSpread:           true,
 		AdobeTimeout:            flowservice.DefaultRequestTimeout,
 		AdobeMaxAttempts:        flowservice.DefaultRetryPolicy.MaxAttempts,
 		MetricsAddr:             ":8443",
@@ -133,8 +146,12 @@ func (o *Options) BindFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&o.ReconcileTimeout, "reconcile-timeout", o.ReconcileTimeout, "longest one reconcile may take, Adobe retries and rate limiter waits included; the status write gets a short grace after it")
 	fs.DurationVar(&o.InletWarmup, "inlet-warmup", o.InletWarmup, "how long a new dataflow's inlet takes to accept events (Adobe: about 5 minutes); Ready waits for it; 0s makes Ready not wait")
 	fs.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles, "number of CapillarySources reconciled in parallel")
-	fs.Float64Var(&o.AdobeQPS, "adobe-qps", o.AdobeQPS, "Adobe Platform requests per second, per org (token bucket)")
-	fs.IntVar(&o.AdobeBurst, "adobe-burst", o.AdobeBurst, "burst of the per-org token bucket")
+	fs.Float64Var(&o.AdobeQPS, "adobe-qps", o.AdobeQPS, "most Adobe Platform requests per second per credential: the ceiling of the adaptive limiter (or the fixed rate with --adobe-adaptive=false)")
+	fs.IntVar(&o.AdobeBurst, "adobe-burst", o.AdobeBurst, "largest burst of the per-credential token bucket")
+	fs.BoolVar(&o.AdobeAdaptive, "adobe-adaptive", o.AdobeAdaptive, "find each credential's rate from Adobe's 429 answers (AIMD), up to --adobe-qps; false: a fixed --adobe-qps")
+	fs.Float64Var(&o.AdobeOrgQPS, "adobe-org-qps", o.AdobeOrgQPS, "optional ceiling on Adobe Platform requests per second over all credentials of one org; 0: none")
+	fs.IntVar(&o.AdobeOrgBurst, "adobe-org-burst", o.AdobeOrgBurst, "burst of the org-wide ceiling (--adobe-org-qps)")
+	fs.BoolVar(&o.RestartSpread, "restart-spread", o.RestartSpread, "after a start, check sources that are Ready and up to date at random moments within their resync interval, not all at once")
 	fs.DurationVar(&o.AdobeTimeout, "adobe-timeout", o.AdobeTimeout, "timeout of one Adobe request")
 	fs.IntVar(&o.AdobeMaxAttempts, "adobe-max-attempts", o.AdobeMaxAttempts, "tries of one Adobe request on transient errors (1 = no retry)")
 	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, "address of the metrics endpoint; 0 disables it")
@@ -176,6 +193,9 @@ func (o *Options) Validate() error {
 	}
 	if o.AdobeQPS <= 0 || o.AdobeBurst < 1 {
 		errs = append(errs, errors.New("--adobe-qps must be positive and --adobe-burst at least 1"))
+	}
+	if o.AdobeOrgQPS < 0 || (o.AdobeOrgQPS > 0 && o.AdobeOrgBurst < 1) {
+		errs = append(errs, errors.New("--adobe-org-qps must not be negative, and --adobe-org-burst at least 1 when it is set"))
 	}
 	return errors.Join(errs...)
 }
@@ -298,6 +318,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		flowservice.WithRequestTimeout(o.AdobeTimeout),
 		flowservice.WithRetryPolicy(retry),
 		flowservice.WithRateLimit(o.AdobeQPS, o.AdobeBurst),
+		flowservice.WithAdaptive(o.AdobeAdaptive),
+		flowservice.WithOrgRateLimit(o.AdobeOrgQPS, o.AdobeOrgBurst),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("create Adobe client: %w", err)
@@ -316,6 +338,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 
 		ClusterCredentialsNamespace: credentialsNamespace,
+		RestartSpread:               o.RestartSpread,
 	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return nil, fmt.Errorf("set up CapillarySource controller: %w", err)

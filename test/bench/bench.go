@@ -26,6 +26,7 @@ import (
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
+	"github.com/aepoperator/capillary-operator/internal/flowservice"
 	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 )
@@ -50,6 +51,17 @@ type config struct {
 	// serves; none (the default) keeps the figures comparable with earlier runs.
 	ConnectionAuth emulator.ConnectionAuth
 	OutDir         string
+	// Limits are the emulator's server-side limits (calls/s per credential)
+	// the limiter phase runs at, each with the adaptive limiter (defaults)
+	// and the fixed 20/s baseline; LimiterN sources on one credential.
+	Limits   []float64
+	LimiterN int
+	// RestartWindow is how long after a restart the Adobe call rate is
+	// sampled (the issue's "minute after a restart").
+	RestartWindow time.Duration
+	// MemoryOnly: only the memory trap and the cold phase (memory at large
+	// N, not throughput).
+	MemoryOnly bool
 }
 
 func defaultConfig() config {
@@ -64,6 +76,9 @@ func defaultConfig() config {
 		CreateWorkers: 8,
 		Probes:        3,
 		Counterfact:   true,
+		Limits:        []float64{10, 50},
+		LimiterN:      1000,
+		RestartWindow: time.Minute,
 	}
 }
 
@@ -134,6 +149,11 @@ func run(ctx context.Context, cfg config, log io.Writer) (*report, error) {
 			return nil, fmt.Errorf("run with %d sources: %w", n, err)
 		}
 		rep.Runs = append(rep.Runs, *r)
+	}
+	if !cfg.MemoryOnly && cfg.LimiterN > 0 {
+		if rep.Limiter, err = b.limiterPhase(ctx); err != nil {
+			return nil, fmt.Errorf("limiter phase: %w", err)
+		}
 	}
 	rep.finish()
 	return rep, nil
@@ -230,6 +250,7 @@ func (b *bench) effectiveOptions() (childOptions, error) {
 	return childOptions{
 		ResyncInterval: o.ResyncInterval.String(), resync: o.ResyncInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, AdobeQPS: o.AdobeQPS, AdobeBurst: o.AdobeBurst,
+		AdobeAdaptive: o.AdobeAdaptive, RestartSpread: o.RestartSpread,
 	}, nil
 }
 
@@ -500,7 +521,7 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 	}
 	r.Options = st0.Options
 	r.Bound = throughputBound(n, cfg.Latency, st0.Options)
-	b.logf("N=%d: manager up (resync %s, %d workers, %.0f qps burst %d per org); bound %.1fs, target %.1fs; creating %d sources",
+	b.logf("N=%d: manager up (resync %s, %d workers, %.0f qps burst %d per credential); bound %.1fs, target %.1fs; creating %d sources",
 		n, st0.Options.ResyncInterval, st0.Options.MaxConcurrentReconciles, st0.Options.AdobeQPS, st0.Options.AdobeBurst, r.Bound.Seconds, r.Bound.TargetSeconds, n)
 	b.env.Emulator.ResetCalls()
 
@@ -563,21 +584,49 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 	if err := p.stop(); err != nil {
 		return nil, fmt.Errorf("stop manager: %w", err)
 	}
+	r.PeakRSSMiB = st1.Mem.HWMMiB
+	if cfg.MemoryOnly {
+		r.Steady.MemSettled = st1s.Mem
+		return r, b.removeSources(ctx, keys)
+	}
 
-	// Phase 2: restart with a short resync interval; the restart pass, then
-	// one resync period of steady state.
+	// Phase 2a: a restart as shipped (defaults: resync 10m, restart spread,
+	// adaptive limiter); the Adobe call rate over its first minute.
+	b.env.Emulator.ResetCalls()
+	p, err = b.startManager(coldArgs, false, fmt.Sprintf("manager-n%d-restart.log", n))
+	if err != nil {
+		return nil, err
+	}
+	eff, _ := b.effectiveOptions()
+	resyncProd := eff.resync
+	if len(coldArgs) > 0 {
+		resyncProd, _ = time.ParseDuration(strings.TrimPrefix(coldArgs[0], "--resync-interval="))
+	}
+	r.RestartSpread = b.sampleRestart(ctx, n, resyncProd)
+	b.logf("N=%d: restart as shipped: %d calls (%d flow reads) in the first %.0fs; peak %.2f calls/s over 10s (reads %.2f/s) against a steady %.2f/s",
+		n, r.RestartSpread.Calls, r.RestartSpread.Reads, r.RestartSpread.WindowSeconds, r.RestartSpread.PeakCallsPerSecond, r.RestartSpread.PeakReadsPerSecond, r.RestartSpread.SteadyPerSecond)
+	if err := p.stop(); err != nil {
+		return nil, fmt.Errorf("stop manager: %w", err)
+	}
+
+	// Phase 2: restart as main did at the baseline (no spread, the fixed
+	// 20/s limiter) with a short resync interval; the restart pass, then one
+	// resync period of steady state. Its first minute is the restart
+	// figure's baseline.
 	resync := cfg.Resync
 	if resync == 0 {
-		resync = autoResync(n, st0.Options.AdobeQPS)
+		resync = autoResync(n, flowservice.FixedQPS)
 	}
 	r.Steady.ResyncInterval = resync.String()
 	b.env.Emulator.ResetCalls()
 	restartAt := time.Now()
-	p, err = b.startManager([]string{"--resync-interval=" + resync.String()}, false, fmt.Sprintf("manager-n%d-steady.log", n))
+	p, err = b.startManager(append(baselineArgs(), "--resync-interval="+resync.String()), false, fmt.Sprintf("manager-n%d-steady.log", n))
 	if err != nil {
 		return nil, err
 	}
 	defer func() { _ = p.stop() }()
+	baselineSample := make(chan restartSample, 1)
+	go func() { baselineSample <- b.sampleRestart(ctx, n, resyncProd) }()
 	s0, err := p.stats(false, false)
 	if err != nil {
 		return nil, err
@@ -593,6 +642,7 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	r.Restart.Seconds = time.Since(restartAt).Seconds()
+	r.RestartBaseline = <-baselineSample
 	r.Restart.Reconciles = sum(s1.Reconciles)
 	r.Restart.Adobe = adobeUsage(b.env.Emulator.Calls(), n)
 	r.Restart.Kube = kubeUsage(s0, s1, n)
@@ -679,6 +729,7 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 	}
 	r.Steady.MemSettled = end.Mem
 	r.PeakRSSMiB = max(st1.Mem.HWMMiB, end.Mem.HWMMiB)
+	r.SteadyOptions = end.Options
 	if err := p.stop(); err != nil {
 		return nil, fmt.Errorf("stop manager: %w", err)
 	}
@@ -686,7 +737,7 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 	// The worst moment for new work: a restart, when all N are queued (at
 	// low priority, as the initial list) and the rate limit is saturated.
 	if cfg.Probes > 0 {
-		p, err := b.startManager([]string{"--resync-interval=" + resync.String()}, false, fmt.Sprintf("manager-n%d-restart-probe.log", n))
+		p, err := b.startManager(coldArgs, false, fmt.Sprintf("manager-n%d-restart-probe.log", n))
 		if err != nil {
 			return nil, err
 		}
@@ -719,9 +770,81 @@ func (b *bench) removeSources(ctx context.Context, keys []string) error {
 	})
 }
 
+// baselineArgs make a manager behave as main did at 702ccd3 where this
+// issue's changes have flags: no restart spread, a fixed 20 calls/s limiter
+// with a burst of 40 per org (the org-wide ceiling; each credential's own
+// fixed bucket is no tighter).
+func baselineArgs() []string {
+	return append([]string{"--restart-spread=false"}, baselineLimiterArgs()...)
+}
+
+func baselineLimiterArgs() []string {
+	q := fmt.Sprintf("%.0f", flowservice.FixedQPS)
+	return []string{"--adobe-adaptive=false", "--adobe-qps=" + q, "--adobe-burst=40", "--adobe-org-qps=" + q, "--adobe-org-burst=40"}
+}
+
+// restartSample is the Adobe call rate in the window after a restart.
+type restartSample struct {
+	WindowSeconds float64 `json:"windowSeconds"`
+	Calls         int     `json:"calls"`
+	Reads         int     `json:"flowReads"`
+	// PeakCallsPerSecond and PeakReadsPerSecond are the highest rates over
+	// 10 seconds (sampled each second) of all Adobe calls and of flow reads.
+	PeakCallsPerSecond float64 `json:"peakCallsPerSecond"`
+	PeakReadsPerSecond float64 `json:"peakReadsPerSecond"`
+	// SteadyPerSecond is N ÷ the resync interval: the steady read rate.
+	SteadyPerSecond float64 `json:"steadyPerSecond"`
+	ResyncInterval  string  `json:"resyncInterval"`
+}
+
+// sampleRestart counts the emulator's calls each second for the restart
+// window (the caller reset the counters at the restart).
+func (b *bench) sampleRestart(ctx context.Context, n int, resync time.Duration) restartSample {
+	rs := restartSample{ResyncInterval: resync.String()}
+	if resync > 0 {
+		rs.SteadyPerSecond = float64(n) / resync.Seconds()
+	}
+	start := time.Now()
+	var calls, reads []int
+	for time.Since(start) < b.cfg.RestartWindow && ctx.Err() == nil {
+		time.Sleep(time.Second)
+		c := b.env.Emulator.Calls()
+		calls = append(calls, c.Total())
+		reads = append(reads, c.Op(emulator.OpFlowsGet))
+	}
+	rs.WindowSeconds = time.Since(start).Seconds()
+	if len(calls) > 0 {
+		rs.Calls, rs.Reads = calls[len(calls)-1], reads[len(reads)-1]
+	}
+	rs.PeakCallsPerSecond = peakRate(calls, 10)
+	rs.PeakReadsPerSecond = peakRate(reads, 10)
+	return rs
+}
+
+// peakRate is the highest (cum[i] − cum[i−w]) ÷ w over a series of
+// cumulative counts taken each second (cum[−1] = 0); shorter series use
+// their whole length.
+func peakRate(cum []int, w int) float64 {
+	if len(cum) == 0 {
+		return 0
+	}
+	w = min(w, len(cum))
+	at := func(i int) int {
+		if i < 0 {
+			return 0
+		}
+		return cum[i]
+	}
+	best := 0
+	for i := w - 1; i < len(cum); i++ {
+		best = max(best, at(i)-at(i-w))
+	}
+	return float64(best) / float64(w)
+}
+
 // autoResync keeps the steady-state read rate (N per resync interval) at
-// half the per-org rate limit, as 5000 sources at the production 10m do at
-// 20 qps (8.3 reads/s); never under 20s.
+// half the baseline's per-org rate limit, as 5000 sources at the production
+// 10m do at 20 qps (8.3 reads/s); never under 20s.
 func autoResync(n int, qps float64) time.Duration {
 	d := 20 * time.Second
 	if qps > 0 {

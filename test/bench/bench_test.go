@@ -57,6 +57,10 @@ func smoke(t *testing.T, auth emulator.ConnectionAuth, ownOps []string) {
 	cfg.Probes = 1
 	cfg.Counterfact = false
 	cfg.OutDir = t.TempDir()
+	// The limiter phase small: 20 sources on one credential at a 50/s
+	// server limit, adaptive and baseline; the restart window short.
+	cfg.Limits, cfg.LimiterN = []float64{50}, n
+	cfg.RestartWindow = 5 * time.Second
 
 	var log strings.Builder
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -106,6 +110,25 @@ func smoke(t *testing.T, auth emulator.ConnectionAuth, ownOps []string) {
 	}
 	if r.Cold.Adobe.Failed != 0 {
 		t.Errorf("cold: %d Adobe calls failed", r.Cold.Adobe.Failed)
+	}
+	// Kubernetes writes per cold create, events included: the finalizer, the
+	// create marker, the mapping set's ID, the final status and one Created
+	// event (issue 15: ≤ 5 with a mapping set; the workload's sources have one).
+	if most := 5 * n; r.Cold.Kube.Writes > most {
+		t.Errorf("cold: %d Kubernetes writes for %d sources (%v), want at most 5 per source", r.Cold.Kube.Writes, n, r.Cold.Kube.WritesByVerb)
+	}
+	if got := r.Cold.Kube.WritesByVerb["create events"]; got > n {
+		t.Errorf("cold: %d events for %d sources, want at most one each", got, n)
+	}
+	// The limiter phase ran both limiters to the end (its figures are make
+	// bench's to report, not this test's to judge).
+	if len(back.Limiter) != 2 {
+		t.Errorf("limiter phase: %d runs, want 2 (adaptive, baseline)", len(back.Limiter))
+	}
+	for _, l := range back.Limiter {
+		if l.Ready != l.N || l.Accepted < len(perResourceOps)*l.N {
+			t.Errorf("limiter phase, %s: %d/%d Ready, %d calls answered", l.Mode, l.Ready, l.N, l.Accepted)
+		}
 	}
 	if len(r.Cold.Adobe.TokensPerCredential) != cfg.Credentials {
 		t.Errorf("cold: tokens for %d credentials, want %d", len(r.Cold.Adobe.TokensPerCredential), cfg.Credentials)

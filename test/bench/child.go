@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
@@ -20,14 +21,17 @@ import (
 	"syscall"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	"sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
+	"github.com/aepoperator/capillary-operator/internal/controlplane"
 	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 )
@@ -85,6 +89,10 @@ type childOptions struct {
 	MaxConcurrentReconciles int     `json:"maxConcurrentReconciles"`
 	AdobeQPS                float64 `json:"adobeQPS"`
 	AdobeBurst              int     `json:"adobeBurst"`
+	AdobeAdaptive           bool    `json:"adobeAdaptive"`
+	RestartSpread           bool    `json:"restartSpread"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit in the child.
+	MemoryLimitMiB float64 `json:"goMemoryLimitMiB"`
 
 	resync time.Duration
 }
@@ -123,6 +131,8 @@ func runChild() error {
 	}
 
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
+	memLimit, why := manager.ApplyMemoryLimit()
+	ctrl.Log.WithName("setup").Info("Go memory limit", "bytes", memLimit, "from", why)
 
 	env := &localenv.Env{AdobeURL: spec.AdobeURL}
 	opts := env.ManagerOptions()
@@ -190,6 +200,9 @@ func runChild() error {
 	mux.HandleFunc("/stats", func(w http.ResponseWriter, r *http.Request) {
 		st := childStats{
 			Options: childOptions{
+				MemoryLimitMiB:          float64(debug.SetMemoryLimit(-1)) / (1 << 20),
+				AdobeAdaptive:           opts.AdobeAdaptive,
+				RestartSpread:           opts.RestartSpread,
 				ResyncInterval:          opts.ResyncInterval.String(),
 				MaxConcurrentReconciles: opts.MaxConcurrentReconciles,
 				AdobeQPS:                opts.AdobeQPS,
@@ -424,6 +437,31 @@ func cpuSeconds() float64 {
 	return tv(ru.Utime) + tv(ru.Stime)
 }
 
+// manifestMemoryLimit is the manager container's memory limit in
+// config/manager/manager.yaml, in bytes.
+func manifestMemoryLimit() (int64, error) {
+	root, err := controlplane.RepoRoot()
+	if err != nil {
+		return 0, err
+	}
+	b, err := os.ReadFile(filepath.Join(root, "config", "manager", "manager.yaml"))
+	if err != nil {
+		return 0, err
+	}
+	for _, doc := range strings.Split(string(b), "\n---") {
+		var d appsv1.Deployment
+		if err := yaml.Unmarshal([]byte(doc), &d); err != nil || d.Kind != "Deployment" {
+			continue
+		}
+		for _, c := range d.Spec.Template.Spec.Containers {
+			if q, ok := c.Resources.Limits[corev1.ResourceMemory]; ok && c.Name == "manager" {
+				return q.Value(), nil
+			}
+		}
+	}
+	return 0, errors.New("no memory limit for the manager container in config/manager/manager.yaml")
+}
+
 // managerProc is a running manager child, seen from the harness.
 type managerProc struct {
 	cmd   *exec.Cmd
@@ -450,6 +488,11 @@ func startManager(cfg *rest.Config, adobeURL string, args []string, cacheSecretD
 	}
 	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1")
+	// The production rule for the Go memory limit, at the manifest's limit
+	// (config/manager), as the Downward API would hand it over.
+	if limit, err := manifestMemoryLimit(); err == nil {
+		cmd.Env = append(cmd.Env, fmt.Sprintf("%s=%d", manager.EnvMemoryLimit, limit))
+	}
 	cmd.Stderr = logFile
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -5,7 +5,7 @@
 // summary.txt and time-to-Ready plots to a folder it names. It reports; it
 // does not pass or fail on machine speed.
 //
-//	make bench                       # N=100 and N=1000
+//	make bench                       # N=100 and N=1000, then the limiter phase (1000 sources at 10/s and 50/s)
 //	make bench BENCH_FLAGS="-n 5000" # or -n 100,1000,5000
 //
 // See docs/performance.md for what it measures, how, and the results.
@@ -61,7 +61,23 @@ func mainErr() error {
 	flag.BoolVar(&cfg.Counterfact, "counterfactual", cfg.Counterfact, "also measure a manager that caches the Secrets' data (the trap)")
 	flag.BoolVar(&cfg.Validate, "validate", cfg.Validate, "validate every Adobe request against the OpenAPI specs (costs harness CPU)")
 	flag.StringVar(&cfg.OutDir, "out", "", "output folder (default test/bench/out/<timestamp>)")
+	limits := "10,50"
+	flag.StringVar(&limits, "limits", limits, "server-side limits (calls/s per credential) of the limiter phase, comma-separated; empty skips it")
+	flag.IntVar(&cfg.LimiterN, "limiter-n", cfg.LimiterN, "sources on one credential in the limiter phase (0 skips it)")
+	flag.DurationVar(&cfg.RestartWindow, "restart-window", cfg.RestartWindow, "how long after a restart the Adobe call rate is sampled")
+	flag.BoolVar(&cfg.MemoryOnly, "memory-only", cfg.MemoryOnly, "only the memory trap and the cold phase (memory at large N; pair with -latency 0 and -manager-args=--adobe-qps=1000)")
 	flag.Parse()
+	cfg.Limits = nil
+	for _, f := range strings.Split(limits, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil || v <= 0 {
+			return fmt.Errorf("-limits: %q is not a positive number", f)
+		}
+		cfg.Limits = append(cfg.Limits, v)
+	}
 
 	var err error
 	if cfg.Sizes, err = parseSizes(sizes); err != nil {

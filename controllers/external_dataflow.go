@@ -167,8 +167,12 @@ func (c *dataflow) ensureState(ctx context.Context) error {
 	if _, err := c.s.adobe.FlowAction(ctx, flow.ID, action); err != nil {
 		// A retried action whose first answer was lost finds the flow already
 		// in the wanted state (FLOW-1422-400): read it to tell that apart.
+		// A read that fails says nothing of the action: retry the pass.
 		fresh, gerr := c.s.adobe.GetFlow(ctx, flow.ID)
-		if gerr != nil || fresh.State != want {
+		if gerr != nil {
+			return classify(v1alpha1.ConditionDataflowReady, "read the dataflow after "+string(action), gerr)
+		}
+		if fresh.State != want {
 			return classify(v1alpha1.ConditionDataflowReady, string(action)+" the dataflow", err)
 		}
 	}

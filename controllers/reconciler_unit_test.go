@@ -471,6 +471,7 @@ func TestUnitReconcileSuspendAndResume(t *testing.T) {
 		adobeState  string
 		actionErr   error
 		stateAfter  string // what a re-read after a failed action finds
+		readErr     error  // what that re-read fails with, if it does
 		wantAction  flowservice.Action
 		wantCalls   []string
 		wantReady   string
@@ -505,6 +506,15 @@ func TestUnitReconcileSuspendAndResume(t *testing.T) {
 			wantReady:  v1alpha1.ReasonSuspended, wantState: flowservice.StateDisabled,
 			wantEvents: []string{"Normal/Suspended"},
 		},
+		// Seen in the soak (issue 16): the re-read after FLOW-1422-400 met a
+		// fault; the action's 400 must not make it terminal.
+		"action refused as already applied, and the re-read fails": {
+			suspend: true, adobeState: flowservice.StateEnabled,
+			actionErr: adobeErr(400, "FLOW-1422-400"), readErr: adobeErr(503, ""),
+			wantAction:  flowservice.ActionDisable,
+			wantCalls:   []string{"CheckCredentials", "GetSourceConnection", "GetTargetConnection", "GetMappingSet", "GetFlow", "FlowAction", "GetFlow"},
+			wantFailure: true,
+		},
 		"action fails and the flow did not change": {
 			suspend: true, adobeState: flowservice.StateEnabled,
 			actionErr: adobeErr(503, ""), stateAfter: flowservice.StateEnabled,
@@ -523,6 +533,9 @@ func TestUnitReconcileSuspendAndResume(t *testing.T) {
 				f := a.happyFlow(id)
 				f.State = tc.adobeState
 				if reads++; reads > 1 {
+					if tc.readErr != nil {
+						return nil, tc.readErr
+					}
 					f.State = tc.stateAfter
 				}
 				return f, nil

@@ -132,9 +132,15 @@ func (r *CapillarySourceReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{RequeueAfter: wait}, nil
 	}
 
-	// 3: The finalizer goes on before anything exists in Adobe.
-	if controllerutil.AddFinalizer(cs, v1alpha1.Finalizer) {
-		if err := r.Update(ctx, cs); err != nil {
+	// 3: The finalizer goes on before anything exists in Adobe. A patch of
+	// the finalizers alone, not an Update: an Update from a version that
+	// does not know a spec field (a downgrade) would drop it. The
+	// optimistic lock keeps another controller's finalizer.
+	if base := cs.DeepCopy(); controllerutil.AddFinalizer(cs, v1alpha1.Finalizer) {
+		if err := r.Patch(ctx, cs, client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})); err != nil {
+			if isConflict(err) {
+				return ctrl.Result{RequeueAfter: jitter(conflictRequeue, 0.5)}, nil
+			}
 			return ctrl.Result{}, fmt.Errorf("add finalizer: %w", err)
 		}
 		s.rebase()

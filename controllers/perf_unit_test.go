@@ -34,9 +34,14 @@ func TestUnitColdCreateWrites(t *testing.T) {
 			}
 			var updates, patches atomic.Int32
 			h := newHarnessIntercepted(t, interceptor.Funcs{
+				// The finalizer: one write to the object itself, whatever the verb.
 				Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
 					updates.Add(1)
 					return c.Update(ctx, obj, opts...)
+				},
+				Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+					updates.Add(1)
+					return c.Patch(ctx, obj, patch, opts...)
 				},
 				SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
 					patches.Add(1)
@@ -49,7 +54,7 @@ func TestUnitColdCreateWrites(t *testing.T) {
 				t.Fatalf("not Ready after one pass: %+v", got.Status)
 			}
 			if updates.Load() != tc.wantUpdates || patches.Load() != tc.wantPatches {
-				t.Errorf("%d updates and %d status patches, want %d and %d", updates.Load(), patches.Load(), tc.wantUpdates, tc.wantPatches)
+				t.Errorf("%d writes of the object and %d status patches, want %d and %d", updates.Load(), patches.Load(), tc.wantUpdates, tc.wantPatches)
 			}
 			checkEvents(t, h, tc.wantEvents)
 			if len(h.eventNotes) == 1 {

@@ -239,7 +239,10 @@ func TestUpgradeAndDowngrade(t *testing.T) {
 	suite.Env.Emulator.ResetCalls()
 	o := suite.Env.ManagerOptions()
 	o.HTTPClient = rec.Client()
-	o.ResyncInterval = time.Hour
+	// The current version spreads its first check of settled sources over
+	// the resync interval (--restart-spread): a short one lets it read every
+	// dataflow within the wait, as shipped.
+	o.ResyncInterval = 20 * time.Second
 	o.AdobeQPS, o.AdobeBurst = 1000, 1000
 	m, err := suite.Env.StartManager(o)
 	if err != nil {

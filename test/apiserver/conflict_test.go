@@ -19,8 +19,8 @@ import (
 // than half the conflict requeue (1s, ±50%), so over the window each source
 // makes at most window/500ms + 1 passes, each leaving at most one.
 func TestStatusWriteConflicts(t *testing.T) {
-	n := size(10, 30)
-	window := size(5*time.Second, 30*time.Second)
+	n := localenvtest.Size(10, 30)
+	window := localenvtest.Size(5*time.Second, 30*time.Second)
 	const leastPass = 500 * time.Millisecond
 	ns := suite.NewNamespace(t, "conflict")
 	mappingSets := len(suite.Env.Emulator.Objects().Of(emulator.KindMappingSet))

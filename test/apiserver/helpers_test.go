@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,13 +19,6 @@ import (
 	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
 )
-
-func size[T any](short, long T) T {
-	if os.Getenv("CHAOS_FULL") == "1" {
-		return long
-	}
-	return short
-}
 
 func operatorOptions() manager.Options {
 	o := suite.Env.ManagerOptions()

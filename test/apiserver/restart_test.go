@@ -44,7 +44,7 @@ func outage(t *testing.T) int64 {
 // deleted source is gone), everything converges once it is back, and the
 // watches resumed from before the compaction recover (410 Gone, a new list).
 func TestAPIServerRestart(t *testing.T) {
-	n := size(10, 30)
+	n := localenvtest.Size(10, 30)
 	ctx := context.Background()
 	ns := suite.NewNamespace(t, "restart")
 	var before v1alpha1.CapillarySourceList

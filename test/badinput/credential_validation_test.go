@@ -5,19 +5,15 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
-	sigsyaml "sigs.k8s.io/yaml"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
-	"github.com/aepoperator/capillary-operator/internal/controlplane"
+	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 )
 
 var credentialGVR = schema.GroupVersionResource{Group: v1alpha1.GroupVersion.Group, Version: v1alpha1.GroupVersion.Version, Resource: "clusteradobecredentials"}
@@ -100,7 +96,7 @@ func TestClusterAdobeCredentialValidationAtApply(t *testing.T) {
 		return applyCredential(ctx, name, o)
 	})
 	t.Run("every rule has a case", func(t *testing.T) {
-		checkRulesCovered(t, "TestClusterAdobeCredentialValidationAtApply", cases, credentialAPICovered, crdRules(t, credentialCRD(t)))
+		checkRulesCovered(t, "TestClusterAdobeCredentialValidationAtApply", cases, credentialAPICovered, crdRules(t, localenvtest.CRDOf(t, credentialGVR.Resource)))
 	})
 }
 
@@ -125,21 +121,4 @@ func applyCredential(ctx context.Context, name string, o obj) error {
 		FieldManager: "kubectl", Force: &force, FieldValidation: metav1.FieldValidationStrict,
 	})
 	return err
-}
-
-func credentialCRD(t *testing.T) *apiextensionsv1.CustomResourceDefinition {
-	t.Helper()
-	root, err := controlplane.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "sources.aepoperator.dev_clusteradobecredentials.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	crd := &apiextensionsv1.CustomResourceDefinition{}
-	if err := sigsyaml.UnmarshalStrict(b, crd); err != nil {
-		t.Fatal(err)
-	}
-	return crd
 }

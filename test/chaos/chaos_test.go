@@ -25,7 +25,6 @@ import (
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
-	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/localenv/leakcheck"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
@@ -94,7 +93,7 @@ func (d drill) budget() int {
 
 func TestChaos(t *testing.T) {
 	d := short
-	if os.Getenv("CHAOS_FULL") == "1" {
+	if localenvtest.Full() {
 		d = full
 	}
 	seed := uint64(time.Now().UnixNano())
@@ -118,9 +117,7 @@ func TestChaos(t *testing.T) {
 	t.Cleanup(func() { _ = suite.Env.Emulator.SetFaults(emulator.Faults{}) })
 	suite.Env.Emulator.ResetCalls()
 
-	op := &operator{t: t, opts: operatorOptions(d)}
-	op.start()
-	t.Cleanup(op.stop)
+	op := suite.StartOperator(t, operatorOptions(d))
 
 	// Half the resources orphan their Adobe objects on deletion; every fifth
 	// is suspended, so the disable path runs under faults too.
@@ -171,7 +168,7 @@ func TestChaos(t *testing.T) {
 		}
 		if restartsMid < len(thresholds) && ready >= thresholds[restartsMid] {
 			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond) // a random moment, not a wait
-			op.restart()
+			op.Restart()
 			restartsMid++
 			if restartsMid%2 == 1 {
 				faults.LostMode = emulator.LostModeDrop
@@ -257,7 +254,7 @@ func TestChaos(t *testing.T) {
 			return true, nil
 		}
 		if !restartedInDrain && len(list) <= d.resources*3/4 {
-			op.restart()
+			op.Restart()
 			restartedInDrain = true
 			t.Logf("restart of the operator with %d/%d resources left to delete", len(list), d.resources)
 		}
@@ -378,38 +375,6 @@ func operatorOptions(d drill) manager.Options {
 	o.AdobeQPS, o.AdobeBurst = 1000, 1000
 	o.RetryBaseDelay, o.RetryMaxDelay = d.retryBase, d.retryMax
 	return o
-}
-
-// operator is the manager under test, restartable.
-type operator struct {
-	t    *testing.T
-	opts manager.Options
-	m    *localenv.Manager
-}
-
-func (o *operator) start() {
-	o.t.Helper()
-	m, err := suite.Env.StartManager(o.opts)
-	if err != nil {
-		o.t.Fatalf("start operator: %v", err)
-	}
-	o.m = m
-}
-
-func (o *operator) stop() {
-	if o.m == nil {
-		return
-	}
-	if err := o.m.Stop(); err != nil {
-		o.t.Errorf("operator stopped with an error: %v", err)
-	}
-	o.m = nil
-}
-
-func (o *operator) restart() {
-	o.t.Helper()
-	o.stop()
-	o.start()
 }
 
 func countReady(l []v1alpha1.CapillarySource) int {

@@ -3,7 +3,6 @@ package reliability_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -11,22 +10,10 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
-	"github.com/aepoperator/capillary-operator/internal/localenv"
 	"github.com/aepoperator/capillary-operator/internal/localenv/localenvtest"
 	"github.com/aepoperator/capillary-operator/internal/manager"
 	"github.com/aepoperator/capillary-operator/test/chaos/ownership"
 )
-
-// full says whether the full forms run (CHAOS_FULL=1, make test-chaos).
-func full() bool { return os.Getenv("CHAOS_FULL") == "1" }
-
-// size is the short or the full figure.
-func size[T any](short, long T) T {
-	if full() {
-		return long
-	}
-	return short
-}
 
 // operatorOptions: the production defaults on the emulator, with a resync an
 // hour away (nothing the scenarios count is a resync) and no pacing.
@@ -38,46 +25,6 @@ func operatorOptions() manager.Options {
 	o.AdobeQPS, o.AdobeBurst = 1000, 1000
 	o.RetryBaseDelay, o.RetryMaxDelay = 200*time.Millisecond, 5*time.Second
 	return o
-}
-
-// operator is the manager under test, restartable.
-type operator struct {
-	t    *testing.T
-	opts manager.Options
-	m    *localenv.Manager
-}
-
-func startOperator(t *testing.T, opts manager.Options) *operator {
-	t.Helper()
-	o := &operator{t: t, opts: opts}
-	o.start()
-	t.Cleanup(o.stop)
-	return o
-}
-
-func (o *operator) start() {
-	o.t.Helper()
-	m, err := suite.Env.StartManager(o.opts)
-	if err != nil {
-		o.t.Fatalf("start operator: %v", err)
-	}
-	o.m = m
-}
-
-func (o *operator) stop() {
-	if o.m == nil {
-		return
-	}
-	if err := o.m.Stop(); err != nil {
-		o.t.Errorf("operator stopped with an error: %v", err)
-	}
-	o.m = nil
-}
-
-func (o *operator) restart() {
-	o.t.Helper()
-	o.stop()
-	o.start()
 }
 
 // createSources makes n sources named prefix-NN in ns.

@@ -58,11 +58,11 @@ func ceilingSteps(base, maxDelay time.Duration) int32 {
 // unavailable, without flapping; after the outage every one becomes Ready,
 // with nothing duplicated.
 func TestLongAdobeOutage(t *testing.T) {
-	n := size(5, 20)
-	outage := size(30*time.Second, 5*time.Minute)
+	n := localenvtest.Size(5, 20)
+	outage := localenvtest.Size(30*time.Second, 5*time.Minute)
 	const retryAfter = time.Second
 	opts := operatorOptions()
-	opts.RetryBaseDelay, opts.RetryMaxDelay = size(250*time.Millisecond, time.Second), size(2*time.Second, 30*time.Second)
+	opts.RetryBaseDelay, opts.RetryMaxDelay = localenvtest.Size(250*time.Millisecond, time.Second), localenvtest.Size(2*time.Second, 30*time.Second)
 	attempts := opts.AdobeMaxAttempts
 	if attempts != flowservice.DefaultRetryPolicy.MaxAttempts {
 		t.Fatalf("AdobeMaxAttempts %d; the bound below assumes the default %d", attempts, flowservice.DefaultRetryPolicy.MaxAttempts)
@@ -80,7 +80,7 @@ func TestLongAdobeOutage(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = suite.Env.Emulator.SetFaults(emulator.Faults{}) })
 	began := time.Now()
-	startOperator(t, opts)
+	suite.StartOperator(t, opts)
 	sources := createSources(t, ns, "src", n)
 	vanishAfter(t, sources)
 	waitAll(t, sources, suite.Timeout, "Ready=False/AdobeUnavailable", localenvtest.ReasonIs(v1alpha1.ConditionReady, v1alpha1.ReasonAdobeUnavailable))

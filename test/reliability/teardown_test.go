@@ -46,9 +46,9 @@ func deleteAll(t *testing.T, sources []*v1alpha1.CapillarySource) {
 // deletes the Adobe objects of every source with policy Delete anyway, with
 // the token it kept from the last good pass, and releases the finalizers.
 func TestNamespaceTeardown(t *testing.T) {
-	n := size(10, 30)
+	n := localenvtest.Size(10, 30)
 	ns := suite.NewNamespace(t, "teardown")
-	startOperator(t, operatorOptions())
+	suite.StartOperator(t, operatorOptions())
 	sources := createSources(t, ns, "src", n)
 	vanishAfter(t, sources)
 	waitAll(t, sources, suite.Timeout, "Ready", localenvtest.IsReady)
@@ -82,15 +82,15 @@ func TestNamespaceTeardown(t *testing.T) {
 // DeleteBlocked with its way out, deletes nothing, and deletionPolicy Orphan
 // lets the resources go.
 func TestNamespaceTeardownAfterRestart(t *testing.T) {
-	n := size(3, 10)
+	n := localenvtest.Size(3, 10)
 	ns := suite.NewNamespace(t, "teardown-restart")
-	op := startOperator(t, operatorOptions())
+	op := suite.StartOperator(t, operatorOptions())
 	sources := createSources(t, ns, "src", n)
 	vanishAfter(t, sources)
 	waitAll(t, sources, suite.Timeout, "Ready", localenvtest.IsReady)
 
 	tearDownNamespace(t, ns, sources)
-	op.restart()
+	op.Restart()
 	deleteAll(t, sources)
 	waitAll(t, sources, suite.Timeout, "Stalled/DeleteBlocked", localenvtest.ReasonIs(v1alpha1.ConditionStalled, v1alpha1.ReasonDeleteBlocked))
 	for _, cs := range sources {

@@ -51,7 +51,7 @@ func TestTokenRevoked(t *testing.T) {
 	ns := localenvtest.NewNamespace(t, suite.Env.Client, "token")
 	suite.CreateSecret(t, ns, localenvtest.SecretName, id, secret)
 	opts := operatorOptions()
-	startOperator(t, opts)
+	suite.StartOperator(t, opts)
 	sources := createSources(t, ns, "src", 1)
 	vanishAfter(t, sources)
 	cs := sources[0]
@@ -115,7 +115,7 @@ func TestTokenRevoked(t *testing.T) {
 // is DeleteBlocked, saying why, and nothing is retried in a loop.
 func TestNamespaceTeardownKeptTokenRevoked(t *testing.T) {
 	ns := suite.NewNamespace(t, "teardown-revoked")
-	startOperator(t, operatorOptions())
+	suite.StartOperator(t, operatorOptions())
 	sources := createSources(t, ns, "src", 2)
 	vanishAfter(t, sources)
 	waitAll(t, sources, suite.Timeout, "Ready", localenvtest.IsReady)

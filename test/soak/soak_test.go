@@ -97,7 +97,7 @@ func heap() uint64 {
 
 func TestSoak(t *testing.T) {
 	cfg := short
-	if os.Getenv("CHAOS_FULL") == "1" {
+	if localenvtest.Full() {
 		cfg = full
 	}
 	ctx := context.Background()

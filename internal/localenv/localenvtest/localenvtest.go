@@ -449,11 +449,17 @@ func ReasonIs(condType, reason string) func(*v1alpha1.CapillarySource) bool {
 // tests that walk its schema.
 func CRD(t testing.TB) *apiextensionsv1.CustomResourceDefinition {
 	t.Helper()
+	return CRDOf(t, "capillarysources")
+}
+
+// CRDOf reads the checked-in CRD of a resource of the API group (its plural).
+func CRDOf(t testing.TB, plural string) *apiextensionsv1.CustomResourceDefinition {
+	t.Helper()
 	root, err := controlplane.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", "sources.aepoperator.dev_capillarysources.yaml"))
+	b, err := os.ReadFile(filepath.Join(root, "config", "crd", "bases", v1alpha1.GroupVersion.Group+"_"+plural+".yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -191,6 +191,9 @@ func (r *CapillarySourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return fmt.Errorf("index CapillarySources by ClusterAdobeCredential: %w", err)
 	}
+	if err := mgr.Add(sourceMetrics{reader: mgr.GetCache()}); err != nil {
+		return fmt.Errorf("add the per-source metrics: %w", err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1alpha1.CapillarySource{}, builder.WithPredicates(predicate.Or(
 			// Our own status writes bump neither; the manual trigger is an annotation.
@@ -392,6 +395,4 @@ func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
 	r.seen.Delete(key)
 	r.createStarted.Delete(key)
 	r.keptTokens.Delete(key)
-	forgetMetrics(key)
-	forgetIngestionMetrics(key.Namespace, key.Name)
 }

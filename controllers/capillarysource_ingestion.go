@@ -28,16 +28,6 @@ const DefaultInletWarmup = 5 * time.Minute
 const maxIngestionErrors = 5
 
 var (
-	ingestionRecords = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "capillary_source_ingestion_records",
-		Help: "Records of the latest run of each CapillarySource's dataflow, by outcome (received, ingested, failed, warnings).",
-	}, []string{"namespace", "name", "outcome"})
-
-	ingestionActivity = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "capillary_source_ingestion_last_activity_timestamp_seconds",
-		Help: "When each CapillarySource's latest run last moved (its completedAtUTC), or, before any run, when its inlet became ready: the clock of the no-runs alert.",
-	}, []string{"namespace", "name"})
-
 	ingestionRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "capillary_ingestion_runs_total",
 		Help: "Dataflow runs the operator has seen, by their state when first seen.",
@@ -45,7 +35,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(ingestionRecords, ingestionActivity, ingestionRuns)
+	metrics.Registry.MustRegister(ingestionRuns)
 }
 
 // observeIngestion reports whether Capillary's records land in the dataset,
@@ -65,9 +55,6 @@ func (r *CapillarySourceReconciler) observeIngestion(ctx context.Context, s *sco
 	}
 	last := flow.LastRunDetails
 	if last == nil || last.ID == "" {
-		if at := cs.Status.InletReadyAt; at != nil {
-			ingestionActivity.WithLabelValues(cs.Namespace, cs.Name).Set(float64(at.Unix()))
-		}
 		s.set(cond, metav1.ConditionUnknown, v1alpha1.ReasonNoRunsYet,
 			"No run yet: nothing has been ingested; Capillary sends its events to status.inletUrl")
 		return nil
@@ -180,7 +167,8 @@ func ingestionOf(run *flowservice.Run, last *flowservice.RunDetails) *v1alpha1.I
 }
 
 // judgeIngestion sets IngestionHealthy from status.ingestion and the
-// threshold, records the transition as an event, and exports the counts.
+// threshold and records the transition as an event (the counts are exported
+// from status at scrape time: sourceCollector).
 func (r *CapillarySourceReconciler) judgeIngestion(s *scope) {
 	cs := s.cs
 	ing := cs.Status.Ingestion
@@ -207,13 +195,6 @@ func (r *CapillarySourceReconciler) judgeIngestion(s *scope) {
 			s.event(corev1.EventTypeNormal, "IngestionRecovered", "Ingest", fmt.Sprintf("Records land again: run %s", ing.LastRunID))
 		}
 	}
-	if ing.LastRunCompletedAt != nil {
-		ingestionActivity.WithLabelValues(cs.Namespace, cs.Name).Set(float64(ing.LastRunCompletedAt.Unix()))
-	}
-	for outcome, v := range map[string]int64{"received": ing.RecordsReceived, "ingested": ing.RecordsIngested,
-		"failed": ing.RecordsFailed, "warnings": ing.RecordsWithWarnings} {
-		ingestionRecords.WithLabelValues(cs.Namespace, cs.Name, outcome).Set(float64(v))
-	}
 }
 
 // likelyCause is what an error code's family usually means
@@ -228,11 +209,4 @@ func likelyCause(code string) string {
 		return "records do not fit the dataset's XDM schema: check value types and required fields against spec.target.schemaId"
 	}
 	return "see Adobe's monitoring page for this dataflow"
-}
-
-func forgetIngestionMetrics(ns, name string) {
-	ingestionActivity.DeleteLabelValues(ns, name)
-	for _, outcome := range []string{"received", "ingested", "failed", "warnings"} {
-		ingestionRecords.DeleteLabelValues(ns, name, outcome)
-	}
 }

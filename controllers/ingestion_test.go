@@ -12,7 +12,9 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 	"github.com/aepoperator/capillary-operator/internal/emulator"
@@ -132,6 +134,9 @@ func TestIngestionHealth(t *testing.T) {
 	if n := eventsOf(t, got, "IngestionFailing"); n != 1 {
 		t.Errorf("%d IngestionFailing events, want 1", n)
 	}
+	// The leader's /metrics shows the same, read from the cache at scrape time.
+	waitSeries(t, "capillary_source_ingestion_records", map[string]string{"namespace": ns, "name": cs.Name, "outcome": "failed"}, 4)
+	waitSeries(t, "capillary_source_condition", map[string]string{"namespace": ns, "name": cs.Name, "status": "True", "reason": v1alpha1.ReasonSucceeded}, 1)
 
 	// The budget: a pass reads the runs only when the run moved.
 	before := emu.Calls()
@@ -159,6 +164,51 @@ func TestIngestionHealth(t *testing.T) {
 
 	suite.Update(t, cs, func(c *v1alpha1.CapillarySource) { c.Spec.Suspend = true })
 	suite.WaitFor(t, cs, "suspended", ingestionIs(metav1.ConditionUnknown, v1alpha1.ReasonSuspended))
+	waitSeries(t, "capillary_source_condition", map[string]string{"namespace": ns, "name": cs.Name, "status": "True", "reason": v1alpha1.ReasonSuspended}, 1)
+
+	// A deleted source's series go with it.
+	suite.DeleteAndWait(t, cs)
+	waitSeries(t, "capillary_source_ingestion_records", map[string]string{"namespace": ns, "name": cs.Name, "outcome": "failed"}, -1)
+	waitSeries(t, "capillary_source_condition", map[string]string{"namespace": ns, "name": cs.Name}, -1)
+}
+
+// waitSeries waits until the registry serves a series of name whose labels
+// include want with value v; v < 0 waits until there is no such series.
+func waitSeries(t *testing.T, name string, want map[string]string, v float64) {
+	t.Helper()
+	var got []float64
+	err := wait.PollUntilContextTimeout(context.Background(), 50*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		families, err := crmetrics.Registry.Gather()
+		if err != nil {
+			return false, err
+		}
+		got = nil
+		for _, f := range families {
+			if f.GetName() != name {
+				continue
+			}
+		metric:
+			for _, m := range f.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				for k, v := range want {
+					if labels[k] != v {
+						continue metric
+					}
+				}
+				got = append(got, m.GetGauge().GetValue())
+			}
+		}
+		if v < 0 {
+			return len(got) == 0, nil
+		}
+		return len(got) == 1 && got[0] == v, nil
+	})
+	if err != nil {
+		t.Fatalf("%s%v: got %v, want %v (-1: none): %v", name, want, got, v, err)
+	}
 }
 
 // Ready waits for the inlet's warm-up; a later mapping change restarts it

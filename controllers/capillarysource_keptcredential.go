@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"unique"
 
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -45,8 +46,17 @@ func (r *CapillarySourceReconciler) keepToken(ctx context.Context, s *scope, cre
 	if err != nil || token == "" {
 		return
 	}
-	creds.ClientSecret = ""
-	r.keptTokens.Store(client.ObjectKeyFromObject(s.cs), keptCredential{uid: s.cs.UID, creds: creds, token: token})
+	// One copy of a credential's strings for all the sources that use it,
+	// not one per source and pass (a pass decodes the Secret anew).
+	kept := keptCredential{uid: s.cs.UID, token: unique.Make(token).Value(), creds: Credentials{
+		ClientID:    unique.Make(creds.ClientID).Value(),
+		OrgID:       unique.Make(creds.OrgID).Value(),
+		SandboxName: unique.Make(creds.SandboxName).Value(),
+	}}
+	key := client.ObjectKeyFromObject(s.cs)
+	if v, ok := r.keptTokens.Load(key); !ok || v.(keptCredential) != kept {
+		r.keptTokens.Store(key, kept)
+	}
 }
 
 // connectForDelete connects as connect does; when the Secret is gone, with

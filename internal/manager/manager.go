@@ -260,7 +260,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		// the whole Secret, data included, in last-applied-configuration.
 		// (The reconciler reads Secrets uncached, through the APIReader.)
 		ByObject: map[client.Object]cache.ByObject{
-			&corev1.Secret{}: {Transform: stripSecretMetadata},
+			&v1alpha1.CapillarySource{}: {Transform: compactSource},
+			&corev1.Secret{}:            {Transform: stripSecretMetadata},
 			// Only the connection-details ConfigMaps the operator writes,
 			// never every ConfigMap of the cluster.
 			&corev1.ConfigMap{}: {Label: connectionDetailsSelector},

@@ -83,7 +83,7 @@ capillary_source_condition{name="c",namespace="team-a",reason="SecretNotFound",s
 # TYPE capillary_source_ingestion_records gauge
 ` + tc.want
 			}
-			if err := testutil.CollectAndCompare(sourceCollector{reader: c}, strings.NewReader(want)); err != nil {
+			if err := testutil.CollectAndCompare(collectorOf(c), strings.NewReader(want)); err != nil {
 				t.Error(err)
 			}
 		})
@@ -93,10 +93,23 @@ capillary_source_condition{name="c",namespace="team-a",reason="SecretNotFound",s
 // A cache that cannot be read fails the scrape rather than showing no
 // sources.
 func TestUnitSourceCollectorReadError(t *testing.T) {
-	_, err := testutil.CollectAndLint(sourceCollector{reader: failingReader{}})
+	_, err := testutil.CollectAndLint(collectorOf(failingReader{}))
 	if err == nil {
 		t.Fatal("a failed read gave a clean scrape")
 	}
+}
+
+// A replica that does not lead serves no per-source series.
+func TestUnitSourceCollectorNotLeading(t *testing.T) {
+	if n := testutil.CollectAndCount(&sourceCollector{}); n != 0 {
+		t.Errorf("%d series from a replica that does not lead", n)
+	}
+}
+
+func collectorOf(r client.Reader) *sourceCollector {
+	c := &sourceCollector{}
+	c.leader.Store(&leaderCache{r})
+	return c
 }
 
 type failingReader struct{ client.Reader }

@@ -230,7 +230,8 @@ func TestDashboard(t *testing.T) {
 // operatorMetricNames lists the capillary_* metrics defined in the Go sources.
 func operatorMetricNames(t *testing.T) []string {
 	t.Helper()
-	re := regexp.MustCompile(`Name:\s*"(capillary_[a-z0-9_]+)"`)
+	// Vectors name their metric in Opts; collectors in NewDesc.
+	re := regexp.MustCompile(`(?:Name:\s*|NewDesc\()"(capillary_[a-z0-9_]+)"`)
 	seen := map[string]bool{}
 	err := filepath.WalkDir(root, func(path string, e os.DirEntry, err error) error {
 		if err != nil {

@@ -51,6 +51,7 @@ var chartNamespaced = map[string]any{
 	"serviceAccount":      map[string]any{"annotations": map[string]any{"example.com/role": "operator"}},
 	"metrics":             map[string]any{"service": map[string]any{"enabled": false}},
 	"podDisruptionBudget": map[string]any{"enabled": true},
+	"gogc":                "75",
 }
 
 // warnings collects the apiserver's warnings (deprecations, Pod Security).
@@ -432,6 +433,7 @@ func TestChartValues(t *testing.T) {
 		"replicas":            d.Spec.Replicas != nil && *d.Spec.Replicas == 1,
 		"priority class":      d.Spec.Template.Spec.PriorityClassName == "system-cluster-critical",
 		"pull secrets":        len(d.Spec.Template.Spec.ImagePullSecrets) == 1,
+		"gogc":                envValue(c.Env, "GOGC") == "75",
 	}
 	for what, ok := range checks {
 		if !ok {
@@ -483,6 +485,15 @@ func TestChartValues(t *testing.T) {
 	}
 }
 
+func envValue(env []corev1.EnvVar, name string) string {
+	for _, e := range env {
+		if e.Name == name {
+			return e.Value
+		}
+	}
+	return ""
+}
+
 func filterKind(objs []*unstructured.Unstructured, kind string) []*unstructured.Unstructured {
 	var out []*unstructured.Unstructured
 	for _, o := range objs {
@@ -509,6 +520,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"unknown key":             {"replicaCount": 3},
 		"log level":               {"logLevel": "verbose"},
 		"zero qps":                {"adobeQps": 0},
+		"gogc not a percentage":   {"gogc": "fifty"},
 		"duration without unit":   {"resyncInterval": "10"},
 		"namespace not DNS":       {"watchNamespaces": []any{"Team_A"}},
 		"extra arg not a flag":    {"extraArgs": []any{"adobe-timeout=1s"}},

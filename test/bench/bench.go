@@ -248,7 +248,7 @@ func (b *bench) effectiveOptions() (childOptions, error) {
 		return childOptions{}, fmt.Errorf("-manager-args: %w", err)
 	}
 	return childOptions{
-		ResyncInterval: o.ResyncInterval.String(), resync: o.ResyncInterval,
+		ResyncInterval: o.ResyncInterval.String(), Resync: o.ResyncInterval,
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles, AdobeQPS: o.AdobeQPS, AdobeBurst: o.AdobeBurst,
 		AdobeAdaptive: o.AdobeAdaptive, RestartSpread: o.RestartSpread,
 	}, nil
@@ -505,7 +505,7 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 	var coldArgs []string
 	if eff, err := b.effectiveOptions(); err != nil {
 		return nil, err
-	} else if bound := throughputBound(n, cfg.Latency, eff); bound.TargetSeconds > 0.9*eff.resync.Seconds() {
+	} else if bound := throughputBound(n, cfg.Latency, eff); bound.TargetSeconds > 0.9*eff.Resync.Seconds() {
 		longer := time.Duration(2*bound.TargetSeconds) * time.Second
 		longer = longer.Truncate(time.Minute) + time.Minute
 		coldArgs = []string{"--resync-interval=" + longer.String()}
@@ -598,7 +598,7 @@ func (b *bench) runSize(ctx context.Context, n, index int) (*runReport, error) {
 		return nil, err
 	}
 	eff, _ := b.effectiveOptions()
-	resyncProd := eff.resync
+	resyncProd := eff.Resync
 	if len(coldArgs) > 0 {
 		resyncProd, _ = time.ParseDuration(strings.TrimPrefix(coldArgs[0], "--resync-interval="))
 	}

@@ -16,17 +16,10 @@ import (
 	"github.com/aepoperator/capillary-operator/internal/emulator"
 )
 
-// TestMain lets the test binary be the manager child too, as the bench
-// binary is.
 func TestMain(m *testing.M) {
-	if isChild() {
-		if err := runChild(); err != nil {
-			os.Stderr.WriteString("manager child: " + err.Error() + "\n")
-			os.Exit(1)
-		}
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeChildBinary()
+	os.Exit(code)
 }
 
 // TestSmoke runs the whole harness small (N=20, 200 unrelated Secrets, a

@@ -29,14 +29,9 @@ import (
 )
 
 func main() {
-	if isChild() {
-		if err := runChild(); err != nil {
-			fmt.Fprintln(os.Stderr, "manager child:", err)
-			os.Exit(1)
-		}
-		return
-	}
-	if err := mainErr(); err != nil {
+	err := mainErr()
+	removeChildBinary()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}

@@ -210,7 +210,7 @@ func newReport(cfg config) *report {
 			CreateWorkers: cfg.CreateWorkers, ValidateSpecs: cfg.Validate, MappingsPerSrc: 2,
 		},
 		Method: []string{
-			"The manager runs in a child process (this binary, re-executed) with production defaults pointed at the emulator, so its RSS, heap and CPU are its own.",
+			"The manager runs in a child process (test/bench/child/cmd: the manager and the counters, without the harness, the emulator or envtest linked in) with production defaults and the Deployment's Go runtime settings (memory limit, GOGC), pointed at the emulator, so its RSS, heap and CPU are its own.",
 			"Cold phase: the manager's defaults as shipped (resync 10m); N sources are created by parallel workers; time to Ready runs from the harness's Create call to the first Ready=True (observedGeneration current) seen by the harness's watch.",
 			"Restart and steady phase: a new manager with --resync-interval set short; after its restart pass, counters are zeroed and one resync period is measured.",
 			"Adobe calls come from the emulator's per-operation counters; Kubernetes requests from a counting RoundTripper wrapped around the manager's rest.Config (writes = create/update/patch/delete).",

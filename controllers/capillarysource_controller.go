@@ -236,7 +236,8 @@ func (r *CapillarySourceReconciler) sourcesForCredential(ctx context.Context, cr
 // whose namespace selector may have changed its verdict.
 func (r *CapillarySourceReconciler) sourcesInNamespace(ctx context.Context, ns client.Object) []reconcile.Request {
 	var list v1alpha1.CapillarySourceList
-	if err := r.List(ctx, &list, client.InNamespace(ns.GetName())); err != nil {
+	// Names only: the cached objects, not a deep copy of each.
+	if err := r.List(ctx, &list, client.InNamespace(ns.GetName()), client.UnsafeDisableDeepCopy); err != nil {
 		logf.FromContext(ctx).Error(err, "list CapillarySources of namespace", "namespace", ns.GetName())
 		return nil
 	}
@@ -251,7 +252,9 @@ func (r *CapillarySourceReconciler) sourcesInNamespace(ctx context.Context, ns c
 
 func (r *CapillarySourceReconciler) sources(ctx context.Context, opts ...client.ListOption) []reconcile.Request {
 	var list v1alpha1.CapillarySourceList
-	if err := r.List(ctx, &list, opts...); err != nil {
+	// Names only: the cached objects, not a deep copy of each (a rotated
+	// Secret may map to thousands).
+	if err := r.List(ctx, &list, append(opts, client.UnsafeDisableDeepCopy)...); err != nil {
 		logf.FromContext(ctx).Error(err, "list CapillarySources to reconcile")
 		return nil
 	}

@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
@@ -86,5 +87,26 @@ func TestCompactSourcePassesTombstones(t *testing.T) {
 	tomb := toolscache.DeletedFinalStateUnknown{Key: "team-a/a"}
 	if out, err := compactSource(tomb); err != nil || out != any(tomb) {
 		t.Errorf("compactSource(tombstone) = %v, %v", out, err)
+	}
+}
+
+// A cached Secret keeps what the watch reads (name, namespace,
+// resourceVersion) and nothing else of note.
+func TestStripSecretMetadata(t *testing.T) {
+	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Name: "adobe", Namespace: "team-a", ResourceVersion: "42", UID: "u-1", GenerateName: "adobe-",
+		Labels:          map[string]string{"app": "x"},
+		Annotations:     map[string]string{corev1.LastAppliedConfigAnnotation: `{"data":{"clientSecret":"s3cr3t"}}`},
+		OwnerReferences: []metav1.OwnerReference{{Name: "owner"}},
+		Finalizers:      []string{"example.com/keep"},
+		ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+	}}
+	out, err := stripSecretMetadata(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := metav1.ObjectMeta{Name: "adobe", Namespace: "team-a", ResourceVersion: "42", UID: "u-1"}
+	if got := out.(*metav1.PartialObjectMetadata).ObjectMeta; !equality.Semantic.DeepEqual(got, want) {
+		t.Errorf("cached Secret metadata = %+v, want %+v", got, want)
 	}
 }

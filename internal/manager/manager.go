@@ -383,11 +383,18 @@ func ownNamespace() string {
 }
 
 // stripSecretMetadata keeps a cached Secret's metadata down to what the
-// watch needs.
+// watch needs: its name and namespace (to find the sources that name it)
+// and its resourceVersion (to see it change). Every Secret of the cluster
+// is cached, so what goes is counted in thousands.
 func stripSecretMetadata(in any) (any, error) {
 	if obj, err := meta.Accessor(in); err == nil {
 		obj.SetManagedFields(nil)
 		obj.SetAnnotations(nil)
+		obj.SetLabels(nil)
+		obj.SetOwnerReferences(nil)
+		obj.SetFinalizers(nil)
+		obj.SetGenerateName("")
+		obj.SetNamespace(intern(obj.GetNamespace()))
 	}
 	return in, nil
 }

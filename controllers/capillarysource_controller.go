@@ -191,7 +191,7 @@ func (r *CapillarySourceReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}); err != nil {
 		return fmt.Errorf("index CapillarySources by ClusterAdobeCredential: %w", err)
 	}
-	if err := mgr.Add(sourceMetrics{reader: mgr.GetCache()}); err != nil {
+	if err := mgr.Add(sourceMetrics{cache: mgr.GetCache()}); err != nil {
 		return fmt.Errorf("add the per-source metrics: %w", err)
 	}
 	return ctrl.NewControllerManagedBy(mgr).

@@ -2,12 +2,15 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"k8s.io/apimachinery/pkg/api/meta"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -74,7 +77,41 @@ type sourceCollector struct {
 	leader atomic.Pointer[leaderCache]
 }
 
-type leaderCache struct{ client.Reader }
+// leaderCache lists the leader's cached sources, read-only.
+type leaderCache struct {
+	sources func(context.Context) ([]*v1alpha1.CapillarySource, error)
+}
+
+// listedBy lists through a reader: the cache's List copies each object
+// into the list (not deeply).
+func listedBy(r client.Reader) *leaderCache {
+	return &leaderCache{sources: func(ctx context.Context) ([]*v1alpha1.CapillarySource, error) {
+		var list v1alpha1.CapillarySourceList
+		if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+			return nil, err
+		}
+		out := make([]*v1alpha1.CapillarySource, len(list.Items))
+		for i := range list.Items {
+			out[i] = &list.Items[i]
+		}
+		return out, nil
+	}}
+}
+
+// storedIn lists the informer's store itself: no copy at all, where List
+// would copy 800 bytes a source each scrape.
+func storedIn(store toolscache.Store) *leaderCache {
+	return &leaderCache{sources: func(context.Context) ([]*v1alpha1.CapillarySource, error) {
+		objs := store.List()
+		out := make([]*v1alpha1.CapillarySource, 0, len(objs))
+		for _, o := range objs {
+			if cs, ok := o.(*v1alpha1.CapillarySource); ok {
+				out = append(out, cs)
+			}
+		}
+		return out, nil
+	}}
+}
 
 func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- sourceConditionDesc
@@ -89,26 +126,26 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	var list v1alpha1.CapillarySourceList
-	// Read-only: the cached objects themselves, not 5000 deep copies a scrape.
-	if err := reader.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
+	sources, err := reader.sources(ctx)
+	if err != nil {
 		for _, d := range []*prometheus.Desc{sourceConditionDesc, ingestionRecordsDesc, ingestionActivityDesc} {
 			ch <- prometheus.NewInvalidMetric(d, err)
 		}
 		return
 	}
 	pairs := labelPairs{}
-	for i := range list.Items {
-		pairs.collect(ch, &list.Items[i])
+	for _, cs := range sources {
+		pairs.collect(ch, cs)
 	}
 }
 
 // labelPairs hands out the label pairs of one scrape, each value's pair
 // made once: a source's namespace and name are shared by its six series,
-// a status, reason or outcome by every source. A scrape at 5000 sources
-// allocates less than half of what prometheus.MustNewConstMetric's own
-// pairs would (BenchmarkScrape). The registry treats written label pairs as
-// immutable, so sharing them is safe.
+// a status, reason or outcome by every source. With the store read in
+// place, a scrape at 5000 sources allocates 14 MB, against 27 MB with
+// prometheus.MustNewConstMetric's own pairs over a listed copy
+// (BenchmarkScrape). The registry treats written label pairs as immutable,
+// so sharing them is safe.
 type labelPairs map[[2]string]*dto.LabelPair
 
 func (p labelPairs) get(name, value string) *dto.LabelPair {
@@ -167,7 +204,7 @@ func (s sample) Write(out *dto.Metric) error {
 // manager leads: a runnable that needs leader election. In a process with
 // two managers (tests), the last to lead serves.
 type sourceMetrics struct {
-	reader client.Reader
+	cache cache.Cache
 }
 
 var _ manager.LeaderElectionRunnable = sourceMetrics{}
@@ -175,7 +212,15 @@ var _ manager.LeaderElectionRunnable = sourceMetrics{}
 func (sourceMetrics) NeedLeaderElection() bool { return true }
 
 func (m sourceMetrics) Start(ctx context.Context) error {
-	mine := &leaderCache{m.reader}
+	mine := listedBy(m.cache)
+	inf, err := m.cache.GetInformer(ctx, &v1alpha1.CapillarySource{})
+	if err != nil {
+		return fmt.Errorf("per-source metrics: %w", err)
+	}
+	// controller-runtime's informers are client-go's shared informers.
+	if si, ok := inf.(interface{ GetStore() toolscache.Store }); ok {
+		mine = storedIn(si.GetStore())
+	}
 	sourceSeries.leader.Store(mine)
 	<-ctx.Done()
 	sourceSeries.leader.CompareAndSwap(mine, nil)

@@ -1,28 +1,24 @@
 package controllers
 
 import (
-	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+	toolscache "k8s.io/client-go/tools/cache"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
 )
 
-// staticReader lists fixed sources, as the cache does with
-// UnsafeDisableDeepCopy (the items are copied into the list, not deep).
-type staticReader struct {
-	client.Reader
-	items []v1alpha1.CapillarySource
-}
-
-func (s staticReader) List(_ context.Context, l client.ObjectList, _ ...client.ListOption) error {
-	l.(*v1alpha1.CapillarySourceList).Items = append([]v1alpha1.CapillarySource(nil), s.items...)
-	return nil
+// staticStore is an informer's store holding the sources.
+func staticStore(items []v1alpha1.CapillarySource) toolscache.Store {
+	store := toolscache.NewStore(toolscache.MetaNamespaceKeyFunc)
+	for i := range items {
+		_ = store.Add(&items[i])
+	}
+	return store
 }
 
 // BenchmarkScrape is one scrape of the per-source series at 5000 sources:
@@ -38,7 +34,7 @@ func BenchmarkScrape(b *testing.B) {
 	}
 	reg := prometheus.NewRegistry()
 	c := &sourceCollector{}
-	c.leader.Store(&leaderCache{staticReader{items: items}})
+	c.leader.Store(storedIn(staticStore(items)))
 	reg.MustRegister(c)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -108,7 +108,7 @@ func TestUnitSourceCollectorNotLeading(t *testing.T) {
 
 func collectorOf(r client.Reader) *sourceCollector {
 	c := &sourceCollector{}
-	c.leader.Store(&leaderCache{r})
+	c.leader.Store(listedBy(r))
 	return c
 }
 

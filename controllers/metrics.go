@@ -45,7 +45,7 @@ func recordMetrics(cs *v1alpha1.CapillarySource, firstReady bool, now time.Time)
 
 // The per-source series are read from the informer cache at scrape time, as
 // kube-state-metrics does, rather than kept in gauge vectors: six series a
-// source held ~7 MB at 5000 sources between scrapes (docs/performance.md),
+// source held ~12 MB at 5000 sources between scrapes (docs/performance.md),
 // and a deleted source's series go with it, with nothing to forget.
 var (
 	// Like Flux's gotk_reconcile_condition.
@@ -120,13 +120,13 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
-	reader := c.leader.Load()
-	if reader == nil {
+	cached := c.leader.Load()
+	if cached == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
 	defer cancel()
-	sources, err := reader.sources(ctx)
+	sources, err := cached.sources(ctx)
 	if err != nil {
 		for _, d := range []*prometheus.Desc{sourceConditionDesc, ingestionRecordsDesc, ingestionActivityDesc} {
 			ch <- prometheus.NewInvalidMetric(d, err)

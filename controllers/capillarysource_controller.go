@@ -86,17 +86,10 @@ type CapillarySourceReconciler struct {
 	Now func() time.Time
 
 	specs specCache
-	// createStarted: types.NamespacedName → types.UID of the resources this
-	// process began creating objects for (see mayExist).
-	createStarted sync.Map
-	// keptTokens: types.NamespacedName → keptCredential, the access token of
-	// the last pass IMS accepted the credential for, kept for deletion only
-	// (see capillarysource_keptcredential.go).
-	keptTokens sync.Map
-	// seen: types.NamespacedName → types.UID of the resources this process
-	// has reconciled at least once (RestartSpread); spread counts the first
-	// checks it spread.
-	seen   sync.Map
+	// memos: types.NamespacedName → memo, what this process remembers of
+	// each source (capillarysource_memo.go).
+	memos sync.Map
+	// spread counts the first checks spreadFirstCheck spread.
 	spread atomic.Int64
 }
 
@@ -344,12 +337,14 @@ func jitter(d time.Duration, fraction float64) time.Duration {
 // markCreateStarted records that this process is about to create objects
 // for the resource with this name and UID.
 func (r *CapillarySourceReconciler) markCreateStarted(key types.NamespacedName, uid types.UID) {
-	r.createStarted.Store(key, uid)
+	if m := r.memoOf(key, uid); !m.createStarted {
+		m.createStarted = true
+		r.remember(key, m)
+	}
 }
 
 func (r *CapillarySourceReconciler) createStartedHere(key types.NamespacedName, uid types.UID) bool {
-	v, ok := r.createStarted.Load(key)
-	return ok && v.(types.UID) == uid
+	return r.memoOf(key, uid).createStarted
 }
 
 // spreadFirstCheck decides, on this process's first reconcile of a source,
@@ -366,9 +361,12 @@ func (r *CapillarySourceReconciler) spreadFirstCheck(cs *v1alpha1.CapillarySourc
 		return 0, false
 	}
 	key := client.ObjectKeyFromObject(cs)
-	if prev, loaded := r.seen.Swap(key, cs.UID); loaded && prev.(types.UID) == cs.UID {
+	m := r.memoOf(key, cs.UID)
+	if m.seen {
 		return 0, false
 	}
+	m.seen = true
+	r.remember(key, m)
 	if !settled(cs) {
 		return 0, false
 	}
@@ -395,7 +393,5 @@ func settled(cs *v1alpha1.CapillarySource) bool {
 }
 
 func (r *CapillarySourceReconciler) forget(key types.NamespacedName) {
-	r.seen.Delete(key)
-	r.createStarted.Delete(key)
-	r.keptTokens.Delete(key)
+	r.memos.Delete(key)
 }

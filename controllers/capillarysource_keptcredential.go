@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"unique"
 
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/aepoperator/capillary-operator/api/v1alpha1"
@@ -23,7 +22,6 @@ import (
 
 // keptCredential is what a source's deletion may use once its Secret is gone.
 type keptCredential struct {
-	uid   types.UID
 	creds Credentials // without the client secret
 	token string
 }
@@ -48,14 +46,15 @@ func (r *CapillarySourceReconciler) keepToken(ctx context.Context, s *scope, cre
 	}
 	// One copy of a credential's strings for all the sources that use it,
 	// not one per source and pass (a pass decodes the Secret anew).
-	kept := keptCredential{uid: s.cs.UID, token: unique.Make(token).Value(), creds: Credentials{
+	kept := keptCredential{token: unique.Make(token).Value(), creds: Credentials{
 		ClientID:    unique.Make(creds.ClientID).Value(),
 		OrgID:       unique.Make(creds.OrgID).Value(),
 		SandboxName: unique.Make(creds.SandboxName).Value(),
 	}}
 	key := client.ObjectKeyFromObject(s.cs)
-	if v, ok := r.keptTokens.Load(key); !ok || v.(keptCredential) != kept {
-		r.keptTokens.Store(key, kept)
+	if m := r.memoOf(key, s.cs.UID); m.kept == nil || *m.kept != kept {
+		m.kept = &kept
+		r.remember(key, m)
 	}
 }
 
@@ -67,13 +66,12 @@ func (r *CapillarySourceReconciler) connectForDelete(ctx context.Context, s *sco
 	if err == nil || !errors.As(err, &se) || se.reason != v1alpha1.ReasonSecretNotFound {
 		return err
 	}
-	v, ok := r.keptTokens.Load(client.ObjectKeyFromObject(s.cs))
+	kept := r.memoOf(client.ObjectKeyFromObject(s.cs), s.cs.UID).kept
 	k, keeper := r.Adobe.(tokenKeeper)
-	if !ok || !keeper || v.(keptCredential).uid != s.cs.UID {
+	if kept == nil || !keeper {
 		se.message += "; and no access token was kept from an earlier pass to delete with (the operator keeps one in memory only: a restart loses it)"
 		return se
 	}
-	kept := v.(keptCredential)
 	s.credential = kept.creds.ClientID + "/kept"
 	s.adobe = k.connectWithToken(kept.creds, kept.token)
 	s.usingKeptToken = se
@@ -86,7 +84,11 @@ func (r *CapillarySourceReconciler) keptTokenRefused(s *scope, err error) error 
 	if s.usingKeptToken == nil || !errors.Is(err, errKeptTokenRefused) {
 		return err
 	}
-	r.keptTokens.Delete(client.ObjectKeyFromObject(s.cs))
+	key := client.ObjectKeyFromObject(s.cs)
+	if m := r.memoOf(key, s.cs.UID); m.kept != nil {
+		m.kept = nil
+		r.remember(key, m)
+	}
 	se := *s.usingKeptToken
 	se.message += "; Adobe refused the token kept from an earlier pass (expired or revoked)"
 	se.err = err

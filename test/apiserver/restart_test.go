@@ -86,11 +86,11 @@ func TestAPIServerRestart(t *testing.T) {
 	if wi, err := w.Watch(ctx, &v1alpha1.CapillarySourceList{}, client.InNamespace(ns), &client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: before.ResourceVersion}}); err != nil {
 		gone = apierrors.IsResourceExpired(err) || apierrors.IsGone(err)
 	} else {
-		for ev := range wi.ResultChan() {
+		// The first event answers: an ERROR with 410 Gone, or the watch went on.
+		if ev, ok := <-wi.ResultChan(); ok {
 			if st := apierrors.FromObject(ev.Object); ev.Type == "ERROR" && (apierrors.IsResourceExpired(st) || apierrors.IsGone(st)) {
 				gone = true
 			}
-			break
 		}
 		wi.Stop()
 	}

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -92,7 +91,8 @@ func childBinary() (string, error) {
 		childBuild.path = filepath.Join(childBuild.dir, "manager")
 		goTool, err := exec.LookPath("go")
 		if err != nil {
-			goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+			childBuild.err = fmt.Errorf("build the manager child: no go on PATH: %w", err)
+			return
 		}
 		cmd := exec.Command(goTool, "build", "-o", childBuild.path, "./test/bench/child/cmd")
 		cmd.Dir = root

@@ -259,7 +259,7 @@ func (r *CapillarySourceReconciler) finish(ctx context.Context, s *scope, err er
 		}
 		return ctrl.Result{}, werr
 	}
-	recordMetrics(cs, err == nil && !s.synced, s.now)
+	observeTimeToReady(cs, err == nil && !s.synced, s.now)
 	return result, nil
 }
 

@@ -72,6 +72,8 @@ func ingestionIs(status metav1.ConditionStatus, reason string) func(*v1alpha1.Ca
 	}
 }
 
+// eventsOf counts the times an event with this reason was recorded for cs:
+// a repeat folded into an existing Event's series counts too.
 func eventsOf(t *testing.T, cs *v1alpha1.CapillarySource, reason string) int {
 	t.Helper()
 	var evs eventsv1.EventList
@@ -81,7 +83,7 @@ func eventsOf(t *testing.T, cs *v1alpha1.CapillarySource, reason string) int {
 	n := 0
 	for _, e := range evs.Items {
 		if e.Regarding.Name == cs.Name && e.Reason == reason {
-			n++
+			n += max(int(e.DeprecatedCount), 1)
 		}
 	}
 	return n

@@ -35,9 +35,9 @@ func init() {
 	metrics.Registry.MustRegister(timeToReady, driftCorrections)
 }
 
-// recordMetrics observes the time to the first Ready; firstReady marks the
+// observeTimeToReady observes the time to the first Ready; firstReady marks the
 // first successful reconcile of the resource, whatever its generation.
-func recordMetrics(cs *v1alpha1.CapillarySource, firstReady bool, now time.Time) {
+func observeTimeToReady(cs *v1alpha1.CapillarySource, firstReady bool, now time.Time) {
 	if firstReady && meta.FindStatusCondition(cs.Status.Conditions, v1alpha1.ConditionReady) != nil {
 		timeToReady.Observe(now.Sub(cs.CreationTimestamp.Time).Seconds())
 	}

@@ -471,7 +471,7 @@ func TestDriftReported(t *testing.T) {
 	// Another look at the same drift: no second event.
 	requestReconcile(t, cs, "look-again")
 	suite.WaitFor(t, cs, "looked again", func(cs *v1alpha1.CapillarySource) bool { return cs.Status.LastHandledReconcileAt == "look-again" })
-	if n := driftEvents(t, drifted); n != 1 {
+	if n := eventsOf(t, drifted, v1alpha1.ReasonDriftDetected); n != 1 {
 		t.Errorf("%d DriftDetected events for one difference, want 1", n)
 	}
 
@@ -485,21 +485,6 @@ func TestDriftReported(t *testing.T) {
 	if n := objectsOf(emulator.KindFlow, fixed); len(n) != 1 || n[0].Name() == "renamed by hand" {
 		t.Errorf("flow name not restored after the switch to Correct")
 	}
-}
-
-func driftEvents(t *testing.T, cs *v1alpha1.CapillarySource) int {
-	t.Helper()
-	var evs eventsv1.EventList
-	if err := suite.Env.Client.List(context.Background(), &evs, client.InNamespace(cs.Namespace)); err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, e := range evs.Items {
-		if e.Regarding.Name == cs.Name && e.Reason == v1alpha1.ReasonDriftDetected {
-			n += max(int(e.DeprecatedCount), 1)
-		}
-	}
-	return n
 }
 
 // The connection-details ConfigMap is written, follows the inlet, comes

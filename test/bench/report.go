@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -332,18 +333,9 @@ func (r *report) finish() {
 	}
 }
 
-// perSourceString divides each count by n: "update capillarysources=1.00, …".
+// perSourceString divides each count by n: "update capillarysources 1.00, …".
 func perSourceString(m map[string]int, n int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(m[k])/float64(max(n, 1))))
-	}
-	return strings.Join(parts, ", ")
+	return countsString(m, func(k string, v int) string { return fmt.Sprintf("%s %.2f", k, float64(v)/float64(max(n, 1))) })
 }
 
 func (run *runReport) compare() []target {
@@ -457,18 +449,19 @@ func measured(was, ok bool) string {
 	return status(ok)
 }
 
+// opsString lists the counts: "flows.get=5, …", or "none".
 func opsString(m map[string]int) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
-	}
-	if len(parts) == 0 {
+	if len(m) == 0 {
 		return "none"
+	}
+	return countsString(m, func(k string, v int) string { return fmt.Sprintf("%s=%d", k, v) })
+}
+
+// countsString formats each count of m, in the order of the keys.
+func countsString(m map[string]int, format func(k string, v int) string) string {
+	parts := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, format(k, m[k]))
 	}
 	return strings.Join(parts, ", ")
 }
